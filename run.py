@@ -1,0 +1,15 @@
+"""Hydra entry point: `python run.py [overrides]`, `python run.py -m key=a,b,c ...`."""
+
+import hydra
+from omegaconf import DictConfig
+
+
+@hydra.main(config_path="conf", config_name="config", version_base="1.3")
+def main(config: DictConfig) -> float | None:
+    from overparam.entry import run_from_hydra
+
+    return run_from_hydra(config)
+
+
+if __name__ == "__main__":
+    main()

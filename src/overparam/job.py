@@ -1,0 +1,176 @@
+"""One job: build the task and K replicas from a resolved config, train them with Lightning, write result.json.
+
+A job is idempotent: when its folder already holds a complete result of the same config it returns that
+result without training; when it holds a checkpoint of the same config it resumes from it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+import traceback
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from . import devices
+from .checkpoints import AtomicCheckpointIO, checkpoint_to_resume, forget_checkpoints
+from .metrics import wilson_interval
+from .module import ReplicaModule
+from .progress import ProgressLog
+from .results import RESULT_FILE, identity, is_done, read_result, write_result
+from .seeds import replica_seed
+from .build import build_net, build_task, grid_point
+
+
+def replica_seeds(config) -> list[int]:
+    return [replica_seed(config.seed, index) for index in range(config.trials)]
+
+
+def summarize(per_replica: list[dict]) -> dict:
+    """Job-level numbers from per-replica rows: success rate with its Wilson interval, and means."""
+    trials = len(per_replica)
+    successes = sum(row["success"] for row in per_replica)
+    low, high = wilson_interval(successes, trials)
+
+    def mean(key):
+        values = [row[key] for row in per_replica if row.get(key) is not None and math.isfinite(row[key])]
+        return sum(values) / len(values) if values else None
+
+    summary = {
+        "trials": trials,
+        "successes": successes,
+        "success_rate": successes / trials,
+        "success_ci_low": low,
+        "success_ci_high": high,
+        "diverged": sum(row.get("diverged", False) for row in per_replica),
+    }
+    for key in ("board_accuracy", "cell_accuracy", "final_loss", "test_r2", "test_mse", "train_mse"):
+        if any(key in row for row in per_replica):
+            summary[f"{key}_mean"] = mean(key)
+    if any("collapsed" in row for row in per_replica):
+        summary["collapsed_fraction"] = sum(row.get("collapsed", False) for row in per_replica) / trials
+    return summary
+
+
+def run(config: DictConfig, job_dir: str | Path, multirun: bool = False) -> dict:
+    """Run (or skip, or resume) the job described by `config` in `job_dir`; return its result."""
+    job_dir = Path(job_dir)
+    resolved = OmegaConf.to_container(config, resolve=True)
+    previous = read_result(job_dir / RESULT_FILE)
+    if not config.force and is_done(previous, resolved):
+        print(f"skip {job_dir}: result.json is complete for this config (force=true reruns it)")
+        return previous
+    try:
+        return _train(config, resolved, job_dir)
+    except Exception as error:  # noqa: BLE001 - a failed job must leave a record and let the sweep go on
+        failure = {
+            "status": "failed",
+            "error": f"{type(error).__name__}: {error}",
+            "traceback": traceback.format_exc(),
+            "config": resolved,
+            **devices.describe_job(config),
+        }
+        write_result(job_dir, failure)
+        print(f"FAILED {job_dir}: {failure['error']}")
+        if not multirun:
+            raise
+        return failure
+
+
+def _train(config: DictConfig, resolved: dict, job_dir: Path) -> dict:
+    started = time.perf_counter()
+    device = devices.setup_job(config)
+    task = build_task(config.task)
+    seeds = replica_seeds(config)
+    net = build_net(config.model, config.task, task, seeds)
+    module = ReplicaModule(task, net, seeds, config.optim, log_every=config.trainer.log_every_n_steps)
+
+    logger = pl.loggers.TensorBoardLogger(
+        save_dir=str(job_dir), name="tensorboard", version="", default_hp_metric=False
+    )
+    checkpoint_dir = job_dir / "checkpoints"
+    resume_from = checkpoint_to_resume(checkpoint_dir, identity(resolved))
+    callbacks: list[pl.Callback] = [ProgressLog(config.trainer.max_steps, config.trainer.progress)]
+    every = config.trainer.checkpoint_every_n_steps
+    if every:
+        callbacks.append(
+            pl.callbacks.ModelCheckpoint(dirpath=checkpoint_dir, every_n_train_steps=every, save_last=True, save_top_k=0)
+        )
+    trainer = pl.Trainer(
+        max_steps=config.trainer.max_steps,
+        accelerator=device.type,
+        devices=[device.index or 0] if device.type == "cuda" else 1,
+        logger=logger,
+        callbacks=callbacks,
+        plugins=[AtomicCheckpointIO()],
+        enable_checkpointing=bool(every),
+        enable_progress_bar=config.trainer.progress == "bar",
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        log_every_n_steps=config.trainer.log_every_n_steps,
+        deterministic=False,
+    )
+    trainer.fit(module, train_dataloaders=range(config.trainer.max_steps), ckpt_path=resume_from)
+
+    per_replica = module.evaluate()
+    summary = summarize(per_replica)
+    result = {
+        "status": "ok",
+        **grid_point(config),
+        "params_per_replica": net.params_per_replica(),
+        **summary,
+        "per_replica": per_replica,
+        "trained_steps": trainer.global_step,
+        "resumed_from_step": _checkpoint_step(resume_from),
+        "wall_seconds": time.perf_counter() - started,
+        **devices.describe_job(config, device),
+        "config": resolved,
+    }
+    logger.log_hyperparams(_flat_hparams(resolved), {f"final/{k}": v for k, v in _scalars(summary).items()})
+    logger.finalize("success")
+    write_result(job_dir, result)
+    if not config.trainer.keep_checkpoints:
+        forget_checkpoints(checkpoint_dir)
+    print_table(result)
+    return result
+
+
+def _checkpoint_step(path: str | None) -> int | None:
+    if path is None:
+        return None
+    return int(torch.load(path, map_location="cpu", weights_only=True)["global_step"])
+
+
+def _scalars(summary: dict) -> dict:
+    return {k: float(v) for k, v in summary.items() if isinstance(v, (int, float)) and v is not None}
+
+
+def _flat_hparams(resolved: dict) -> dict:
+    """Task, model and optimizer settings plus seed and trials, flattened for TensorBoard's HPARAMS tab."""
+    flat = {}
+    for group in ("task", "model", "optim"):
+        for key, value in resolved.get(group, {}).items():
+            flat[f"{group}.{key}"] = value if isinstance(value, (int, float, str, bool)) else json.dumps(value)
+    flat.update(seed=resolved["seed"], trials=resolved["trials"])
+    return flat
+
+
+def print_table(result: dict) -> None:
+    low, high = result["success_ci_low"], result["success_ci_high"]
+    print(
+        f"{result['task']}: steps={result.get('steps', '-')} m_factor={result['m_factor']} "
+        f"params/replica={result['params_per_replica']}  "
+        f"success {result['successes']}/{result['trials']} = {result['success_rate']:.2f} "
+        f"(95% CI {low:.2f}-{high:.2f})  {result['wall_seconds']:.1f}s on {result['device']}"
+    )
+    keys = [k for k in ("success", "board_accuracy", "cell_accuracy", "test_r2", "final_loss", "collapsed", "diverged")
+            if k in result["per_replica"][0]]
+    print("  replica  " + "  ".join(f"{k:>14}" for k in keys))
+    for index, row in enumerate(result["per_replica"]):
+        cells = [f"{row[k]:>14.4f}" if isinstance(row[k], float) else f"{str(row[k]):>14}" for k in keys]
+        print(f"  {index:>7}  " + "  ".join(cells))
+

@@ -1,0 +1,101 @@
+"""The Game of Life task: fresh training boards per replica per step, a fixed held-out set, loss and success.
+
+Plain torch: a net is anything mapping `[K, B, H, W]` boards to `[K, B, H, W]` logits or probabilities.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch.nn import functional as F
+
+from .life import Rule, life_run, parse_rule, sample_boards
+
+
+@dataclass
+class LifeTask:
+    rule: Rule
+    steps: int = 1
+    boundary: str = "dead"
+    density: float | tuple[float, float] = 0.5
+    train_size: int = 10
+    batch_size: int = 128
+    test_size: int = 5
+    test_boards: int = 1000
+    test_seed: int = 1234
+    test_density: float = 0.5
+
+    @classmethod
+    def from_config(cls, task) -> "LifeTask":
+        density = task.density if isinstance(task.density, (int, float)) else tuple(task.density)
+        return cls(
+            rule=parse_rule(task.rule, task.neighborhood),
+            steps=task.steps,
+            boundary=task.boundary,
+            density=density,
+            train_size=task.train_size,
+            batch_size=task.batch_size,
+            test_size=task.test_size,
+            test_boards=task.test_boards,
+            test_seed=task.test_seed,
+            test_density=task.get("test_density", 0.5),
+        )
+
+    def targets(self, boards: torch.Tensor) -> torch.Tensor:
+        return life_run(boards, self.steps, self.rule, self.boundary)
+
+    def train_batch(self, generators: Sequence[torch.Generator], device) -> tuple[torch.Tensor, torch.Tensor]:
+        """`[K, B, H, W]` fresh boards, replica k's from its own generator, made on `device`, and their targets."""
+        boards = torch.stack(
+            [sample_boards(g, self.batch_size, self.train_size, self.density, device) for g in generators]
+        )
+        return boards, self.targets(boards)
+
+    def test_set(self, device) -> tuple[torch.Tensor, torch.Tensor]:
+        """The held-out boards `[T, H, W]`, the same for every replica and every job with this test_seed."""
+        generator = torch.Generator(device=device).manual_seed(self.test_seed)
+        boards = sample_boards(generator, self.test_boards, self.test_size, self.test_density, device)
+        return boards, self.targets(boards)
+
+    @staticmethod
+    def replica_losses(outputs: torch.Tensor, targets: torch.Tensor, output_kind: str) -> torch.Tensor:
+        """Mean binary cross-entropy per replica, `[K]`."""
+        if output_kind == "logits":
+            losses = F.binary_cross_entropy_with_logits(outputs, targets, reduction="none")
+        else:
+            losses = F.binary_cross_entropy(outputs, targets, reduction="none")
+        return losses.flatten(1).mean(1)
+
+    @torch.no_grad()
+    def evaluate(
+        self, predict: Callable[[torch.Tensor], torch.Tensor], replicas: int, device, chunk: int = 100
+    ) -> list[dict]:
+        """Per-replica held-out metrics. `predict` maps `[K, T, H, W]` boards to probabilities.
+
+        A board is right when every cell, rounded, is right; a replica succeeds when every board is right;
+        it has `collapsed` when it predicts an all-dead board for every test board.
+        """
+        boards, targets = self.test_set(device)
+        boards_right = torch.zeros(replicas, device=device)
+        cells_right = torch.zeros(replicas, device=device)
+        any_alive = torch.zeros(replicas, dtype=torch.bool, device=device)
+        for start in range(0, len(boards), chunk):
+            batch = boards[start : start + chunk].expand(replicas, -1, -1, -1)
+            predicted = predict(batch).round()
+            correct = predicted == targets[start : start + chunk]
+            boards_right += correct.flatten(2).all(-1).sum(-1)
+            cells_right += correct.flatten(1).sum(-1)
+            any_alive |= predicted.flatten(1).any(-1)
+        board_accuracy = (boards_right / len(boards)).tolist()
+        cell_accuracy = (cells_right / targets.numel()).tolist()
+        return [
+            {
+                "success": bool(boards_right[k].item() == len(boards)),
+                "board_accuracy": board_accuracy[k],
+                "cell_accuracy": cell_accuracy[k],
+                "collapsed": not bool(any_alive[k].item()),
+            }
+            for k in range(replicas)
+        ]

@@ -1,0 +1,128 @@
+"""The LightningModule: the only glue between a task, a replica-batched net and Lightning's loop.
+
+The loss is the sum of the replicas' losses, so every replica gets exactly its own gradient. A replica whose
+loss turns NaN or infinite is marked diverged, drops out of the loss and is frozen (zero gradient and
+optimizer state), while the others train on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pytorch_lightning as pl
+import torch
+
+from .seeds import replica_generator
+
+OPTIMIZERS = ("adam", "adamw", "sgd")
+# Optimizer state that carries a replica's past gradients; zeroed to freeze a diverged replica.
+_MOMENTUM_STATE = ("exp_avg", "exp_avg_sq", "momentum_buffer", "max_exp_avg_sq")
+
+
+def build_optimizer(params, optim) -> torch.optim.Optimizer:
+    name = optim.name
+    if name == "adam":
+        return torch.optim.Adam(params, lr=optim.lr, betas=tuple(optim.betas), weight_decay=optim.weight_decay)
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=optim.lr, betas=tuple(optim.betas), weight_decay=optim.weight_decay)
+    if name == "sgd":
+        return torch.optim.SGD(
+            params, lr=optim.lr, momentum=optim.momentum, nesterov=optim.nesterov, weight_decay=optim.weight_decay
+        )
+    raise ValueError(f"optim.name={name!r} is not one of {', '.join(OPTIMIZERS)}")
+
+
+class ReplicaModule(pl.LightningModule):
+    def __init__(self, task, net: torch.nn.Module, replica_seeds: Sequence[int], optim, log_every: int = 50):
+        super().__init__()
+        self.task, self.net, self.optim_config = task, net, optim
+        self.replica_seeds = list(replica_seeds)
+        self.log_every = log_every
+        self.register_buffer("alive", torch.ones(len(self.replica_seeds), dtype=torch.bool))
+        self.register_buffer("last_losses", torch.zeros(len(self.replica_seeds)))
+        self.data_generators: list[torch.Generator] = []
+        self.dropout_generators: list[torch.Generator] = []
+
+    # ----- data streams live on the training device and travel in checkpoints ------------------------
+
+    def setup(self, stage: str) -> None:
+        if not self.data_generators:
+            self.data_generators = [replica_generator(s, "data", self.device) for s in self.replica_seeds]
+            self.dropout_generators = [replica_generator(s, "dropout", self.device) for s in self.replica_seeds]
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["generator_states"] = {
+            "data": [g.get_state() for g in self.data_generators],
+            "dropout": [g.get_state() for g in self.dropout_generators],
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.setup("fit")
+        states = checkpoint["generator_states"]
+        for generator, state in zip(self.data_generators, states["data"]):
+            generator.set_state(state)
+        for generator, state in zip(self.dropout_generators, states["dropout"]):
+            generator.set_state(state)
+
+    # ----- training -------------------------------------------------------------------------------
+
+    def configure_optimizers(self):
+        return build_optimizer(self.net.parameters(), self.optim_config)
+
+    def training_step(self, batch, batch_index):
+        inputs, targets = self.task.train_batch(self.data_generators, self.device)
+        outputs = self.net(inputs, self.dropout_generators)
+        losses = self.task.replica_losses(outputs, targets, self.net.output_kind)
+        self.alive &= torch.isfinite(losses)
+        self.last_losses = losses.detach()
+        if self.global_step % self.log_every == 0 and self.logger is not None:
+            alive_losses = losses.detach()[self.alive]
+            self.logger.log_metrics(
+                {
+                    "train/loss_mean": alive_losses.mean().item() if len(alive_losses) else float("nan"),
+                    "train/loss_min": alive_losses.min().item() if len(alive_losses) else float("nan"),
+                    "train/alive_replicas": int(self.alive.sum()),
+                },
+                step=self.global_step,
+            )
+        return torch.where(self.alive, losses, torch.zeros_like(losses)).sum()
+
+    def on_before_optimizer_step(self, optimizer) -> None:
+        # On CPU this check is free; on a GPU it costs one sync per step, so it is only done every log_every steps
+        # there (a diverged replica's weights are garbage anyway; it stays a failure either way).
+        if self.device.type != "cpu" and self.global_step % self.log_every != 0:
+            return
+        if bool(self.alive.all()):
+            return
+        with torch.no_grad():
+            for parameter in self.net.parameters():
+                keep = self.alive.view(-1, *([1] * (parameter.dim() - 1)))
+                if parameter.grad is not None:
+                    parameter.grad = torch.where(keep, parameter.grad, torch.zeros_like(parameter.grad))
+                state = optimizer.state.get(parameter, {})
+                for key in _MOMENTUM_STATE:
+                    if key in state:
+                        state[key].copy_(torch.where(keep, state[key], torch.zeros_like(state[key])))
+
+    # ----- evaluation -----------------------------------------------------------------------------
+
+    def predict_probabilities(self, inputs: torch.Tensor) -> torch.Tensor:
+        outputs = self.net(inputs)
+        return torch.sigmoid(outputs) if self.net.output_kind == "logits" else outputs
+
+    @torch.no_grad()
+    def evaluate(self) -> list[dict]:
+        """Held-out metrics per replica, in eval mode; diverged replicas count as failures."""
+        was_training = self.net.training
+        self.net.eval()
+        try:
+            per_replica = self.task.evaluate(self.predict_probabilities, len(self.replica_seeds), self.device)
+        finally:
+            self.net.train(was_training)
+        final_losses = self.last_losses.tolist()
+        for k, row in enumerate(per_replica):
+            diverged = not bool(self.alive[k])
+            row.update(seed=self.replica_seeds[k], final_loss=final_losses[k], diverged=diverged)
+            if diverged:
+                row["success"] = False
+        return per_replica

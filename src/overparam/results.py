@@ -1,0 +1,78 @@
+"""The per-job result file: written atomically, read defensively, and matched to the config that made it."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+RESULT_FILE = "result.json"
+SCHEMA_VERSION = 1
+# Config keys that change how a job runs, not what it computes: they never make a finished job stale.
+NON_IDENTITY_KEYS = ("force", "threads", "trainer.accelerator", "trainer.progress", "trainer.log_every_n_steps",
+                     "trainer.checkpoint_every_n_steps")
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write `text` to `path` so that readers see the old file or the whole new one, never a part."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def _finite(value: Any) -> Any:
+    """NaN and infinities become null, so the file is strict JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def write_result(job_dir: str | Path, result: dict) -> Path:
+    path = Path(job_dir) / RESULT_FILE
+    atomic_write_text(path, json.dumps(_finite({"schema": SCHEMA_VERSION, **result}), indent=2) + "\n")
+    return path
+
+
+def read_result(path: str | Path) -> dict | None:
+    """The result in `path`, or None when it is missing, truncated, corrupt or not a result."""
+    try:
+        result = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(result, dict) or result.get("schema") != SCHEMA_VERSION or "status" not in result:
+        return None
+    return result
+
+
+def identity(config: dict) -> dict:
+    """The part of a resolved config that decides what a job computes."""
+    config = json.loads(json.dumps(config))
+    for dotted in NON_IDENTITY_KEYS:
+        *parents, leaf = dotted.split(".")
+        node = config
+        for parent in parents:
+            node = node.get(parent, {}) if isinstance(node, dict) else {}
+        if isinstance(node, dict):
+            node.pop(leaf, None)
+    return config
+
+
+def is_done(result: dict | None, config: dict) -> bool:
+    """A job is done when its result finished cleanly from the same experiment."""
+    return result is not None and result.get("status") == "ok" and identity(result.get("config", {})) == identity(config)
