@@ -1,0 +1,27 @@
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+# One torch thread per test process: the suite runs on 2 busy cores, where 2 threads make tiny steps far slower.
+torch.set_num_threads(1)
+os.environ.setdefault("HYDRA_FULL_ERROR", "0")
+
+
+@pytest.fixture
+def root() -> Path:
+    return ROOT
+
+
+def compose(overrides=()):
+    """The real config tree, composed as `python run.py <overrides>` would."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        return hydra_compose(config_name="config", overrides=list(overrides))
