@@ -123,6 +123,7 @@ def _train(config: DictConfig, resolved: dict, job_dir: Path) -> dict:
         **grid_point(config),
         "params_per_replica": net.params_per_replica(),
         **summary,
+        **task.result_extras(),
         "per_replica": per_replica,
         "trained_steps": trainer.global_step,
         "resumed_from_step": _checkpoint_step(resume_from),

@@ -43,6 +43,10 @@ class LifeTask:
             test_density=task.get("test_density", 0.5),
         )
 
+    def result_extras(self) -> dict:
+        """Task-level numbers for result.json beyond the per-replica metrics."""
+        return {}
+
     def targets(self, boards: torch.Tensor) -> torch.Tensor:
         return life_run(boards, self.steps, self.rule, self.boundary)
 
