@@ -1,0 +1,339 @@
+"""Speed of the replica-batched training path, measured against Firner's plain loop in the same run.
+
+    python -m overparam.bench [--quick] [--out bench.json] [--threads 1]
+
+Every figure is a ratio to something measured in this process a moment earlier, because the machine is
+shared: (a) the reference, one Game of Life net trained by a plain PyTorch loop (nn.Conv2d, Adam, BCE,
+fresh boards every step), and (b) overparam's own path, `ReplicaModule` driven by a `pl.Trainer` built as
+`job.py` builds it (TensorBoard logger on, a `ProgressLog` in `none` mode, no checkpoints), with K replicas.
+Both are reported per replica-step; GFLOP/s count the nominal conv arithmetic of a step (forward + backward
+= 3x forward), so for overparam, which skips part of that arithmetic, they are an *effective* rate.
+The matmul peak (2048 x 2048 fp32) is measured in the same run to put those rates in scale.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .life import life_run, parse_rule
+
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+BOARD, BATCH = 10, 128
+
+
+# ----- the machine ---------------------------------------------------------------------------------------
+
+
+def matmul_peak_gflops(size: int = 2048, seconds: float = 0.5) -> float:
+    """Best fp32 matmul rate over a few repetitions: the ceiling every other rate is compared to."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    a @ b
+    best, spent = math.inf, 0.0
+    while spent < seconds:
+        start = time.perf_counter()
+        a @ b
+        elapsed = time.perf_counter() - start
+        best, spent = min(best, elapsed), spent + elapsed
+    return 2 * size**3 / best / 1e9
+
+
+def conv_net_flops(m: int, blocks: int) -> float:
+    """Nominal FLOPs of one training step of one replica: 3 x (2 x multiply-adds) over every cell of the batch."""
+    macs_per_cell = blocks * (9 * 2 * m + 2 * m * m + m)
+    return 3 * 2 * macs_per_cell * BATCH * BOARD * BOARD
+
+
+def _timed(step, seconds: float, warmup: int = 2, min_steps: int = 3) -> float:
+    """Seconds per call of `step`, after `warmup` calls, repeated for about `seconds`."""
+    for _ in range(warmup):
+        step()
+    calls, start = 0, time.perf_counter()
+    while calls < min_steps or time.perf_counter() - start < seconds:
+        step()
+        calls += 1
+    return (time.perf_counter() - start) / calls
+
+
+# ----- (a) the reference: Firner's way, one model, a plain loop ---------------------------------------------
+
+
+def reference_net(m: int, blocks: int) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for block in range(blocks):
+        layers += [nn.Conv2d(1, 2 * m, 3, padding=1), nn.ReLU(), nn.Conv2d(2 * m, m, 1), nn.ReLU(), nn.Conv2d(m, 1, 1)]
+        if block < blocks - 1:
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+def reference_seconds_per_step(m: int, steps: int, rule, seconds: float) -> float:
+    torch.manual_seed(0)
+    net = reference_net(m, steps)
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
+    loss_fn = nn.BCEWithLogitsLoss()
+
+    def step():
+        boards = (torch.rand(BATCH, 1, BOARD, BOARD) < 0.5).float()
+        targets = life_run(boards, steps, rule)
+        optimizer.zero_grad()
+        loss = loss_fn(net(boards), targets)
+        loss.backward()
+        optimizer.step()
+
+    return _timed(step, seconds)
+
+
+# ----- (b) overparam's path: ReplicaModule, through Lightning and in a raw loop ---------------------------------
+
+
+def compose_config(m: int, steps: int, replicas: int, max_steps: int):
+    from hydra import compose, initialize_config_dir
+
+    overrides = [f"model.m_factor={m}", f"task.steps={steps}", f"trials={replicas}", f"trainer.max_steps={max_steps}",
+                 f"task.train_size={BOARD}", f"task.batch_size={BATCH}"]
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose(config_name="config", overrides=overrides)
+
+
+def build_module(config):
+    from .build import build_net, build_task
+    from .job import replica_seeds
+    from .module import ReplicaModule
+
+    task = build_task(config.task)
+    seeds = replica_seeds(config)
+    net = build_net(config.model, config.task, task, seeds)
+    return ReplicaModule(task, net, seeds, config.optim, log_every=config.trainer.log_every_n_steps)
+
+
+def raw_loop_seconds_per_step(config, seconds: float) -> float:
+    """The module's own training_step, backward and optimizer step, with no Trainer around them."""
+    module = build_module(config)
+    module.setup("fit")
+    optimizer = module.configure_optimizers()
+
+    def step():
+        optimizer.zero_grad(set_to_none=True)
+        module.training_step(None, 0).backward()
+        module.on_before_optimizer_step(optimizer)
+        optimizer.step()
+
+    return _timed(step, seconds)
+
+
+def trainer_seconds_per_step(config, warmup: int = 2) -> float:
+    """Per-step time inside `trainer.fit`, from the end of step `warmup` to the end of the last step."""
+    import pytorch_lightning as pl
+
+    from .progress import ProgressLog
+
+    class StepClock(pl.Callback):
+        def on_train_batch_end(self, trainer, module, outputs, batch, batch_index):
+            if batch_index == warmup - 1:
+                self.start = time.perf_counter()
+            self.end = time.perf_counter()
+
+    clock = StepClock()
+    max_steps = config.trainer.max_steps
+    with tempfile.TemporaryDirectory() as log_dir:
+        logger = pl.loggers.TensorBoardLogger(save_dir=log_dir, name="tensorboard", version="", default_hp_metric=False)
+        trainer = pl.Trainer(
+            max_steps=max_steps, accelerator="cpu", devices=1, logger=logger,
+            callbacks=[ProgressLog(max_steps, "none"), clock], enable_checkpointing=False,
+            enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
+            log_every_n_steps=config.trainer.log_every_n_steps, deterministic=False,
+        )
+        trainer.fit(build_module(config), train_dataloaders=range(max_steps))
+    return (clock.end - clock.start) / (max_steps - warmup)
+
+
+def overparam_point(m: int, steps: int, replicas: int, seconds: float) -> dict:
+    probe = compose_config(m, steps, replicas, 1)
+    raw = raw_loop_seconds_per_step(probe, seconds / 2)
+    measured_steps = max(3, round(seconds / 2 / raw))
+    trainer = trainer_seconds_per_step(compose_config(m, steps, replicas, measured_steps + 2))
+    return {"raw_loop_ms": raw * 1e3, "trainer_ms": trainer * 1e3}
+
+
+# ----- the QUBO MLP: one 4096 -> 4096 linear layer, batch 500, MSE, SGD ---------------------------------------------
+
+
+def mlp_seconds_per_step(size: int, batch: int, seconds: float) -> tuple[float, str]:
+    """One optimizer step of the adjacency-target MLP (K = 1), with the project's MLP when it exists."""
+    net, source = None, "stand-in (batched [K, in, out] weight + baddbmm)"
+    try:
+        from . import mlp  # written by another issue; its API may differ, so fall back on any surprise
+
+        net = mlp.ReplicaMLP(replicas=1, inputs=size, outputs=size, hidden=[], activation="relu")
+        net.reset_parameters([0])
+        source = "overparam.mlp.ReplicaMLP"
+    except Exception:  # noqa: BLE001
+        net = None
+    if net is None:
+        weight = nn.Parameter(torch.randn(1, size, size) / size**0.5)
+        bias = nn.Parameter(torch.zeros(1, 1, size))
+        params = [weight, bias]
+
+        def forward(x):
+            return torch.baddbmm(bias, x, weight)
+    else:
+        params = list(net.parameters())
+        forward = net
+    optimizer = torch.optim.SGD(params, lr=1e-3, momentum=0.9)
+    inputs, targets = torch.randn(1, batch, size), torch.randn(1, batch, size)
+
+    def step():
+        optimizer.zero_grad(set_to_none=True)
+        nn.functional.mse_loss(forward(inputs), targets).backward()
+        optimizer.step()
+
+    return _timed(step, seconds, warmup=1, min_steps=2), source
+
+
+# ----- thread policy ------------------------------------------------------------------------------------------------
+
+
+def _busy_core():
+    """A process spinning on one core, standing in for another job on a shared machine."""
+    return subprocess.Popen([sys.executable, "-c", "while True: pass"])
+
+
+def thread_policy(m: int, steps: int, replicas: int, seconds: float) -> list[dict]:
+    rows = []
+    config = compose_config(m, steps, replicas, 1)
+    before = torch.get_num_threads()
+    try:
+        for busy in (False, True):
+            spinner = _busy_core() if busy else None
+            try:
+                for threads in (1, 2):
+                    torch.set_num_threads(threads)
+                    ms = raw_loop_seconds_per_step(config, seconds) * 1e3
+                    rows.append({"threads": threads, "other_core_busy": busy, "step_ms": ms,
+                                 "per_replica_step_ms": ms / replicas})
+            finally:
+                if spinner is not None:
+                    spinner.kill()
+                    spinner.wait()
+    finally:
+        torch.set_num_threads(before)
+    return rows
+
+
+# ----- the whole benchmark ------------------------------------------------------------------------------------------
+
+
+def run(ms, steps_list, replicas_list, seconds, mlp_size, mlp_batch, threads, overhead_replicas, policy) -> dict:
+    torch.set_num_threads(threads)
+    rule = parse_rule("B3/S23", "moore")
+    peak = matmul_peak_gflops()
+    result = {"threads": threads, "cpu_cores": os.cpu_count(), "torch": torch.__version__,
+              "matmul_peak_gflops": peak, "board": BOARD, "batch": BATCH, "points": [], "lightning_overhead": []}
+    for steps in steps_list:
+        for m in ms:
+            reference = reference_seconds_per_step(m, steps, rule, seconds) * 1e3
+            flops = conv_net_flops(m, steps)
+            for replicas in replicas_list:
+                point = overparam_point(m, steps, replicas, seconds)
+                per_replica = point["trainer_ms"] / replicas
+                row = {
+                    "m": m, "steps": steps, "replicas": replicas,
+                    "reference_ms_per_step": reference,
+                    "overparam_ms_per_replica_step": per_replica,
+                    "ratio": reference / per_replica,
+                    "reference_gflops": flops / reference / 1e6,
+                    "overparam_effective_gflops": flops / per_replica / 1e6,
+                    "overparam_step_ms": point["trainer_ms"],
+                    "raw_loop_step_ms": point["raw_loop_ms"],
+                }
+                result["points"].append(row)
+                print(_point_line(row, peak), flush=True)
+                if replicas == overhead_replicas:
+                    overhead = {"m": m, "steps": steps, "replicas": replicas, "raw_loop_ms": point["raw_loop_ms"],
+                                "trainer_ms": point["trainer_ms"],
+                                "overhead_fraction": 1 - point["raw_loop_ms"] / point["trainer_ms"]}
+                    result["lightning_overhead"].append(overhead)
+    if mlp_size:
+        mlp_seconds, source = mlp_seconds_per_step(mlp_size, mlp_batch, seconds)
+        mlp_flops = 3 * 2 * mlp_batch * mlp_size * mlp_size
+        result["mlp"] = {"size": mlp_size, "batch": mlp_batch, "ms_per_step": mlp_seconds * 1e3, "source": source,
+                         "gflops": mlp_flops / mlp_seconds / 1e9,
+                         "fraction_of_peak": mlp_flops / mlp_seconds / 1e9 / peak}
+    if policy:
+        result["thread_policy"] = thread_policy(*policy, seconds)
+        torch.set_num_threads(threads)
+    print_table(result)
+    return result
+
+
+def _point_line(row, peak) -> str:
+    return (f"steps={row['steps']} m={row['m']:>2} K={row['replicas']:>3}  reference {row['reference_ms_per_step']:7.2f} ms"
+            f"  overparam {row['overparam_ms_per_replica_step']:7.3f} ms/replica-step  ratio {row['ratio']:6.1f}x"
+            f"  eff. {row['overparam_effective_gflops']:6.1f} GFLOP/s ({row['overparam_effective_gflops'] / peak:.0%} of peak)")
+
+
+def print_table(result: dict) -> None:
+    peak = result["matmul_peak_gflops"]
+    print(f"\nmatmul peak (2048^2 fp32, {result['threads']} thread(s)): {peak:.1f} GFLOP/s")
+    print("steps   m     K   reference ms/step   overparam ms/replica-step   ratio   ref GFLOP/s   eff. GFLOP/s")
+    for r in result["points"]:
+        print(f"{r['steps']:>5} {r['m']:>3} {r['replicas']:>5}   {r['reference_ms_per_step']:17.2f}   "
+              f"{r['overparam_ms_per_replica_step']:25.3f}   {r['ratio']:5.1f}   {r['reference_gflops']:11.2f}   "
+              f"{r['overparam_effective_gflops']:12.1f}")
+    for o in result["lightning_overhead"]:
+        print(f"Lightning overhead steps={o['steps']} m={o['m']} K={o['replicas']}: raw loop {o['raw_loop_ms']:.2f} ms, "
+              f"Trainer {o['trainer_ms']:.2f} ms per step: {o['overhead_fraction']:.1%}")
+    if "mlp" in result:
+        q = result["mlp"]
+        print(f"QUBO MLP {q['size']}->{q['size']}, batch {q['batch']} ({q['source']}): {q['ms_per_step']:.1f} ms/step, "
+              f"{q['gflops']:.1f} GFLOP/s = {q['fraction_of_peak']:.0%} of peak")
+    for p in result.get("thread_policy", []):
+        print(f"threads={p['threads']} other core busy={p['other_core_busy']}: {p['step_ms']:.2f} ms/step")
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="a smaller grid and shorter timings (well under a minute)")
+    parser.add_argument("--out", default="bench.json", help="where to write the JSON results")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (the default config's `threads: 1`)")
+    parser.add_argument("--ms", type=int, nargs="+", help="m_factor values (default 1 5 20)")
+    parser.add_argument("--steps", type=int, nargs="+", help="Life steps (default 1 3)")
+    parser.add_argument("--replicas", type=int, nargs="+", help="K values (default 1 32 128)")
+    parser.add_argument("--seconds", type=float, help="measuring time per timing")
+    parser.add_argument("--mlp-size", type=int, help="MLP width (default 4096; 0 skips it)")
+    parser.add_argument("--no-thread-policy", action="store_true", help="skip the 1-vs-2-threads, idle-vs-busy runs")
+    args = parser.parse_args(argv)
+    # Lightning's per-fit banners and "fewer batches than log_every_n_steps" warnings would bury the table.
+    for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", module="pytorch_lightning")
+    quick = args.quick
+    ms = args.ms or ([1, 5] if quick else [1, 5, 20])
+    steps_list = args.steps or ([1] if quick else [1, 3])
+    replicas_list = args.replicas or ([1, 32] if quick else [1, 32, 128])
+    seconds = args.seconds or (0.3 if quick else 1.0)
+    mlp_size = args.mlp_size if args.mlp_size is not None else (1024 if quick else 4096)
+    overhead_replicas = 32 if 32 in replicas_list else max(replicas_list)
+    policy = None if (quick or args.no_thread_policy) else (5, 1, 32)
+    result = run(ms, steps_list, replicas_list, seconds, mlp_size, 500, args.threads, overhead_replicas, policy)
+    result["command"] = "python -m overparam.bench " + " ".join(argv if argv is not None else sys.argv[1:])
+    Path(args.out).write_text(json.dumps(result, indent=2))
+    print(f"wrote {args.out}")
+    return result
+
+
+if __name__ == "__main__":
+    main()
