@@ -1,5 +1,7 @@
 """Hydra entry point: `python run.py [overrides]`, `python run.py -m key=a,b,c ...`."""
 
+import sys
+
 import hydra
 from omegaconf import DictConfig
 
@@ -12,4 +14,7 @@ def main(config: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
+    from overparam.preflight import preflight
+
+    preflight(sys.argv[1:])  # every job's config is validated before the first one starts
     main()

@@ -7,7 +7,9 @@ result without training; when it holds a checkpoint of the same config it resume
 from __future__ import annotations
 
 import json
+import logging
 import math
+import warnings
 import time
 import traceback
 from pathlib import Path
@@ -23,6 +25,11 @@ from .module import ReplicaModule
 from .progress import ProgressLog
 from .results import RESULT_FILE, identity, is_done, read_result, write_result
 from .seeds import replica_seed
+from .validate import validate
+
+# Lightning's start-up banner (GPU available..., tips) says nothing a result file does not.
+logging.getLogger("pytorch_lightning.utilities.rank_zero").setLevel(logging.WARNING)
+warnings.filterwarnings("ignore", message=".*LeafSpec.*")
 from .build import build_net, build_task, grid_point
 
 
@@ -48,7 +55,7 @@ def summarize(per_replica: list[dict]) -> dict:
         "success_ci_high": high,
         "diverged": sum(row.get("diverged", False) for row in per_replica),
     }
-    for key in ("board_accuracy", "cell_accuracy", "final_loss", "test_r2", "test_mse", "train_mse"):
+    for key in ("board_accuracy", "cell_accuracy", "exact_recovery", "final_loss", "test_r2", "test_mse", "train_mse"):
         if any(key in row for row in per_replica):
             summary[f"{key}_mean"] = mean(key)
     if any("collapsed" in row for row in per_replica):
@@ -60,6 +67,7 @@ def run(config: DictConfig, job_dir: str | Path, multirun: bool = False) -> dict
     """Run (or skip, or resume) the job described by `config` in `job_dir`; return its result."""
     job_dir = Path(job_dir)
     resolved = OmegaConf.to_container(config, resolve=True)
+    validate(resolved)  # run.py checks every job up front; this guards other entry points
     previous = read_result(job_dir / RESULT_FILE)
     if not config.force and is_done(previous, resolved):
         print(f"skip {job_dir}: result.json is complete for this config (force=true reruns it)")
@@ -168,7 +176,8 @@ def print_table(result: dict) -> None:
         f"success {result['successes']}/{result['trials']} = {result['success_rate']:.2f} "
         f"(95% CI {low:.2f}-{high:.2f})  {result['wall_seconds']:.1f}s on {result['device']}"
     )
-    keys = [k for k in ("success", "board_accuracy", "cell_accuracy", "test_r2", "final_loss", "collapsed", "diverged")
+    keys = [k for k in ("success", "board_accuracy", "cell_accuracy", "exact_recovery", "test_r2", "final_loss",
+                        "collapsed", "diverged")
             if k in result["per_replica"][0]]
     print("  replica  " + "  ".join(f"{k:>14}" for k in keys))
     for index, row in enumerate(result["per_replica"]):

@@ -1,0 +1,148 @@
+"""Compose and validate every job of a command line before Hydra starts any of them.
+
+A grid of hundreds of jobs must not die at job 300 because of a typo: `run.py` calls `preflight(argv)`,
+which expands the sweep the way Hydra's basic sweeper does (command-line sweeps plus the preset's
+`hydra.sweeper.params`), composes each job's config and validates it. The first problem ends the
+command with one line on stderr and exit code 2; nothing has been written.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+
+from .validate import CONF_DIR, ConfigError, flatten, suggest, validate
+
+# Hydra flags that do not launch jobs, or that take a value.
+_INFO_FLAGS = {"--cfg", "-c", "--info", "-i", "--help", "-h", "--hydra-help", "--version", "--shell-completion",
+               "-sc", "--experimental-rerun"}
+_VALUE_FLAGS = {"--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd", "--package", "-p"}
+
+
+def split_command_line(argv: list[str]) -> tuple[bool, list[str], bool]:
+    """(multirun, overrides, launches_jobs) from Hydra's command line."""
+    multirun, overrides, launches = False, [], True
+    skip_next = False
+    for arg in argv:
+        if skip_next:
+            skip_next = False
+            continue
+        flag = arg.split("=", 1)[0]
+        if flag in ("-m", "--multirun"):
+            multirun = True
+        elif flag in _INFO_FLAGS:
+            launches = False
+        elif flag in _VALUE_FLAGS:
+            skip_next = "=" not in arg
+            launches = launches and flag not in ("--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd")
+        elif not arg.startswith("-"):
+            overrides.append(arg)
+    return multirun, overrides, launches
+
+
+def _compose(overrides: list[str]):
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose(config_name="config", overrides=overrides, return_hydra_config=True)
+
+
+def _expand(arguments: list[str]) -> list[list[str]]:
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(arguments)
+    return BasicSweeper.split_arguments(parsed, None)[0]
+
+
+def _is_group(key: str) -> bool:
+    return key.startswith("hydra/") or ("." not in key and (CONF_DIR / key).is_dir())
+
+
+def _explain_composition_error(error: Exception, job: list[str]) -> str:
+    """Turn Hydra's multi-line composition errors into one line naming the key and what is allowed."""
+    message = str(error)
+    missing_group = re.search(r"Could not find '([^']+)/([^']+)'", message) or re.search(
+        r"Could not load '([^']+)/([^']+)'", message
+    )
+    if missing_group:
+        group, option = missing_group.groups()
+        options = re.findall(r"^\t(\S+)$", message, flags=re.MULTILINE)
+        allowed = f"one of {', '.join(options)}" if options else f"a file in conf/{group}/"
+        return f"{group}={option}: no such option; must be {allowed}"
+    missing_key = re.search(r"Could not override '([^']+)'", message) or re.search(r"Key '([^']+)' is not in struct", message)
+    if missing_key:
+        key = missing_key.group(1)
+        groups_only = [o for o in job if _is_group(o.split("=", 1)[0].lstrip("+~"))]
+        try:
+            base = _compose(groups_only)
+            from omegaconf import OmegaConf
+
+            candidates = flatten(OmegaConf.to_container(base, resolve=False))
+        except Exception:  # noqa: BLE001 - the suggestion is a courtesy
+            candidates = {}
+        return f"{key} is not a config key{suggest(key, candidates)}"
+    return message.strip().splitlines()[0]
+
+
+def jobs_of(argv: list[str]) -> list[list[str]]:
+    """Every job's override list, as Hydra's basic sweeper will launch them."""
+    from hydra.errors import HydraException
+
+    multirun, arguments, _ = split_command_line(argv)
+    try:
+        jobs = _expand(arguments) if multirun else [arguments]
+    except HydraException as error:
+        raise ConfigError(f"command line: {str(error).strip().splitlines()[0]}") from None
+    if not multirun:
+        return jobs
+    try:
+        first = _compose(jobs[0])
+    except Exception as error:  # noqa: BLE001
+        raise ConfigError(_explain_composition_error(error, jobs[0])) from None
+    params = first.hydra.sweeper.get("params") or {}
+    if params:
+        jobs = _expand([f"{key}={value}" for key, value in params.items()] + arguments)
+    return jobs
+
+
+def check(argv: list[str]) -> int:
+    """Validate every job of the command line; return the number of jobs checked."""
+    from omegaconf import OmegaConf
+
+    jobs = jobs_of(argv)
+    seen = set()
+    for job in jobs:
+        if tuple(job) in seen:
+            continue
+        seen.add(tuple(job))
+        try:
+            config = _compose(job)
+        except Exception as error:  # noqa: BLE001 - every composition problem becomes one line
+            raise ConfigError(_explain_composition_error(error, job)) from None
+        container = OmegaConf.to_container(config, resolve=False)
+        container.pop("hydra", None)
+        try:
+            container = OmegaConf.to_container(OmegaConf.create(container), resolve=True)
+        except Exception as error:  # noqa: BLE001
+            raise ConfigError(f"config does not resolve: {str(error).splitlines()[0]}") from None
+        validate(container)
+    return len(jobs)
+
+
+def preflight(argv: list[str]) -> None:
+    """Exit with one line and code 2 when any job of `argv` has a bad config."""
+    _, _, launches = split_command_line(argv)
+    if not launches:
+        return
+    try:
+        check(argv)
+    except ConfigError as error:
+        print(f"config error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+    finally:
+        from hydra.core.global_hydra import GlobalHydra
+
+        GlobalHydra.instance().clear()

@@ -1,0 +1,296 @@
+"""Pool a sweep's result files into success-rate-vs-width curves: summary.csv, TensorBoard runs, a figure.
+
+    python -m overparam.report SWEEP_DIR [SWEEP_DIR ...] [--out DIR]
+
+Reads only `result.json` files (any depth below each SWEEP_DIR), so it works the same after a local
+multirun, a SLURM array, a crash, or sweeps merged by hand. Jobs are grouped by every config key that
+varies across the jobs except the width (`model.m_factor`) and `seed`; jobs that differ only in `seed`
+pool their replicas. Re-running rebuilds every output from scratch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import math
+import shutil
+import sys
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .metrics import wilson_interval
+from .results import RESULT_FILE, atomic_write_text, identity, read_result
+
+WIDTH_KEY = "model.m_factor"
+POOLED_KEYS = ("seed",)  # jobs differing only here pool their replicas
+SUMMARY_FILE = "summary.csv"
+FIGURE_FILE = "success_vs_width.png"
+TENSORBOARD_DIR = "tensorboard"
+# Per-replica metrics averaged over a grid point's replicas, when the task reports them.
+REPLICA_METRICS = ("board_accuracy", "cell_accuracy", "exact_recovery", "test_r2", "test_mse", "train_mse", "final_loss")
+
+
+def flatten(config: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in config.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{dotted}."))
+        else:
+            flat[dotted] = tuple(value) if isinstance(value, list) else value
+    return flat
+
+
+@dataclass
+class GridPoint:
+    curve: tuple  # ((key, value), ...) for the swept keys other than width and seed
+    width: object
+    params_per_replica: int | None = None
+    rows: list = field(default_factory=list)  # per-replica rows, pooled across seeds
+    extras: dict = field(default_factory=dict)  # task-level numbers (e.g. the Bayes ceiling)
+    jobs: int = 0
+    failed_jobs: int = 0
+    failures: list = field(default_factory=list)
+
+    def summary(self) -> dict:
+        trials = len(self.rows)
+        successes = sum(bool(row.get("success")) for row in self.rows)
+        low, high = wilson_interval(successes, trials)
+        out = {
+            **dict(self.curve),
+            WIDTH_KEY: self.width,
+            "params_per_replica": self.params_per_replica,
+            "trials": trials,
+            "successes": successes,
+            "success_rate": successes / trials if trials else math.nan,
+            "success_ci_low": low,
+            "success_ci_high": high,
+        }
+        for metric in REPLICA_METRICS:
+            values = [row[metric] for row in self.rows if isinstance(row.get(metric), (int, float))]
+            if values or metric in ("board_accuracy", "cell_accuracy"):
+                out[f"{metric}_mean"] = sum(values) / len(values) if values else math.nan
+        out["collapsed_fraction"] = (
+            sum(bool(row.get("collapsed")) for row in self.rows) / trials if trials else math.nan
+        )
+        out["diverged"] = sum(bool(row.get("diverged")) for row in self.rows)
+        out.update(self.extras)
+        out["jobs"] = self.jobs
+        out["failed_jobs"] = self.failed_jobs
+        return out
+
+
+def load_results(sweep_dirs: list[Path]) -> list[tuple[Path, dict]]:
+    found = []
+    for sweep_dir in sweep_dirs:
+        for path in sorted(Path(sweep_dir).rglob(RESULT_FILE)):
+            if TENSORBOARD_DIR in path.relative_to(sweep_dir).parts:
+                continue
+            result = read_result(path)
+            if result is not None and isinstance(result.get("config"), dict):
+                found.append((path, result))
+    return found
+
+
+def swept_keys(results: list[tuple[Path, dict]]) -> list[str]:
+    """Config keys whose value differs between jobs, in config order."""
+    flats = [flatten(identity(result["config"])) for _, result in results]
+    keys: list[str] = []
+    for flat in flats:
+        keys.extend(k for k in flat if k not in keys)
+    return [k for k in keys if len({repr(flat.get(k)) for flat in flats}) > 1]
+
+
+def curve_name(curve: tuple) -> str:
+    return ",".join(f"{key.split('.')[-1]}={_format(value)}" for key, value in curve) or "all"
+
+
+def _format(value) -> str:
+    if isinstance(value, tuple):
+        return "[" + ",".join(_format(v) for v in value) + "]"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def pool(results: list[tuple[Path, dict]]) -> list[GridPoint]:
+    keys = swept_keys(results)
+    curve_keys = [k for k in keys if k != WIDTH_KEY and k not in POOLED_KEYS]
+    points: dict[tuple, GridPoint] = {}
+    for path, result in results:
+        flat = flatten(identity(result["config"]))
+        curve = tuple((k, flat.get(k)) for k in curve_keys)
+        width = flat.get(WIDTH_KEY)
+        point = points.setdefault((curve, width), GridPoint(curve, width))
+        point.jobs += 1
+        if result.get("status") != "ok":
+            point.failed_jobs += 1
+            point.failures.append(f"{path.parent}: {result.get('error', result.get('status'))}")
+            continue
+        point.params_per_replica = result.get("params_per_replica")
+        point.rows.extend(result.get("per_replica", []))
+        for key in ("bayes_r2_ceiling", "bayes_mse_floor"):
+            if key in result:
+                point.extras[key] = result[key]
+    return sorted(points.values(), key=lambda p: (repr(p.curve), _sortable(p.width)))
+
+
+def _sortable(value):
+    return (0, value) if isinstance(value, (int, float)) else (1, repr(value))
+
+
+def write_summary_csv(points: list[GridPoint], path: Path) -> list[dict]:
+    rows = [point.summary() for point in points]
+    columns: list[str] = []
+    for row in rows:
+        columns.extend(c for c in row if c not in columns)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: _csv_value(v) for k, v in row.items()})
+    atomic_write_text(path, buffer.getvalue())
+    return rows
+
+
+def _csv_value(value):
+    if isinstance(value, tuple):
+        return _format(value)
+    if isinstance(value, float):
+        return "" if math.isnan(value) else repr(value)
+    return value
+
+
+def curves(points: list[GridPoint]) -> dict[tuple, list[GridPoint]]:
+    grouped: dict[tuple, list[GridPoint]] = defaultdict(list)
+    for point in points:
+        if point.rows:
+            grouped[point.curve].append(point)
+    return grouped
+
+
+def make_figure(points: list[GridPoint]):
+    """Success rate vs width, one line per curve, log x, Wilson 95% bands."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(7, 4.5))
+    for curve, members in curves(points).items():
+        numeric = [p for p in members if isinstance(p.width, (int, float))]
+        if not numeric:
+            continue
+        summaries = [p.summary() for p in numeric]
+        widths = [p.width for p in numeric]
+        rates = [s["success_rate"] for s in summaries]
+        line = axis.plot(widths, rates, marker="o", label=curve_name(curve))[0]
+        axis.fill_between(
+            widths, [s["success_ci_low"] for s in summaries], [s["success_ci_high"] for s in summaries],
+            color=line.get_color(), alpha=0.15,
+        )
+    axis.set_xscale("log")
+    axis.set_xlabel("width factor m")
+    axis.set_ylabel("success rate (95% Wilson band)")
+    axis.set_ylim(-0.02, 1.02)
+    axis.grid(True, which="both", alpha=0.3)
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    return figure
+
+
+def write_tensorboard(points: list[GridPoint], directory: Path, figure) -> None:
+    """One TensorBoard run per curve plus a layout run; built in a fresh folder, then swapped in."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    staging = directory.with_name(directory.name + ".tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    for curve, members in curves(points).items():
+        with SummaryWriter(str(staging / curve_name(curve))) as writer:
+            for point in members:
+                summary = point.summary()
+                if not isinstance(point.width, (int, float)):
+                    continue
+                step = int(point.width)
+                for tag in ("success_rate", "success_ci_low", "success_ci_high", "board_accuracy_mean", "test_r2_mean"):
+                    value = summary.get(tag)
+                    if isinstance(value, float) and not math.isnan(value):
+                        writer.add_scalar(tag, value, step)
+                if point.params_per_replica:
+                    writer.add_scalar("success_rate_vs_params", summary["success_rate"], int(point.params_per_replica))
+    with SummaryWriter(str(staging / "layout")) as writer:
+        writer.add_custom_scalars(
+            {
+                "overparam sweep": {
+                    "success rate vs width (step = m_factor)": [
+                        "Margin", ["success_rate", "success_ci_low", "success_ci_high"]
+                    ],
+                    "success rate vs parameters per replica": ["Multiline", ["success_rate_vs_params"]],
+                    "board accuracy vs width": ["Multiline", ["board_accuracy_mean"]],
+                }
+            }
+        )
+        writer.add_figure("success_vs_width", figure)
+    shutil.rmtree(directory, ignore_errors=True)
+    staging.rename(directory)
+
+
+def print_table(rows: list[dict], file=sys.stdout) -> None:
+    if not rows:
+        print("no results found", file=file)
+        return
+    keys = [k for k in rows[0] if k not in ("success_ci_low", "success_ci_high")]
+    shown = [k for k in keys if k in (WIDTH_KEY,) or "." in k] + [
+        k for k in ("params_per_replica", "trials", "success_rate", "board_accuracy_mean", "test_r2_mean",
+                    "collapsed_fraction", "failed_jobs") if k in keys
+    ]
+    header = [k.split(".")[-1] for k in shown] + ["95% CI"]
+    table = [header]
+    for row in rows:
+        cells = [_format(row[k]) if not isinstance(row[k], float) else f"{row[k]:.3f}" for k in shown]
+        table.append(cells + [f"{row['success_ci_low']:.2f}-{row['success_ci_high']:.2f}"])
+    widths = [max(len(str(r[i])) for r in table) for i in range(len(header))]
+    for line in table:
+        print("  ".join(str(c).rjust(w) for c, w in zip(line, widths)), file=file)
+
+
+def write_report(*sweep_dirs, out: str | Path | None = None, quiet: bool = False) -> list[dict]:
+    """Rebuild summary.csv, the TensorBoard curves and the figure of the sweep(s); return the summary rows."""
+    sweep_dirs = [Path(d) for d in sweep_dirs]
+    out_dir = Path(out) if out is not None else sweep_dirs[0]
+    results = load_results(sweep_dirs)
+    points = pool(results)
+    rows = write_summary_csv(points, out_dir / SUMMARY_FILE)
+    figure = make_figure(points)
+    staging_png = out_dir / f".{FIGURE_FILE}.tmp"
+    figure.savefig(staging_png, dpi=120, format="png")
+    staging_png.replace(out_dir / FIGURE_FILE)
+    write_tensorboard(points, out_dir / TENSORBOARD_DIR, figure)
+    if not quiet:
+        print(f"\nsweep {out_dir}: {len(results)} jobs, {len(rows)} grid points -> {out_dir / SUMMARY_FILE}")
+        print_table(rows)
+        for point in points:
+            for failure in point.failures:
+                print(f"FAILED {failure}")
+    return rows
+
+
+def report_exit_code(rows: list[dict]) -> int:
+    """Non-zero when any job of the sweep failed, so a sweep with failures never looks clean."""
+    return 1 if any(row.get("failed_jobs") for row in rows) else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m overparam.report", description=__doc__.split("\n\n")[0])
+    parser.add_argument("sweep_dirs", nargs="+", type=Path, help="sweep folder(s) holding result.json files")
+    parser.add_argument("--out", type=Path, help="where to write the report (default: the first sweep folder)")
+    args = parser.parse_args(argv)
+    for sweep_dir in args.sweep_dirs:
+        if not sweep_dir.is_dir():
+            parser.error(f"SWEEP_DIR {sweep_dir} is not a directory")
+    rows = write_report(*args.sweep_dirs, out=args.out)
+    return report_exit_code(rows)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
