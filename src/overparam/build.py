@@ -39,7 +39,7 @@ def build_net(model, task_config, task, replica_seeds):
             dropout=model.dropout,
         )
     elif model.name == "mlp":
-        from .nets import ReplicaMLP
+        from .mlp import ReplicaMLP
 
         net = ReplicaMLP(
             replicas=replicas,
@@ -68,5 +68,12 @@ def grid_point(config) -> dict:
             layout=config.model.layout,
         )
     else:
-        point.update(encoding=config.task.encoding, hidden=list(config.model.hidden))
+        # The hidden widths actually built (m_factor times model.hidden, zeros dropped: [] is the linear net).
+        hidden = [config.model.m_factor * width for width in config.model.hidden]
+        point.update(
+            nodes=config.task.nodes,
+            edges=config.task.edges,
+            encoding=config.task.encoding,
+            hidden=[width for width in hidden if width > 0],
+        )
     return point

@@ -73,7 +73,8 @@ def run(config: DictConfig, job_dir: str | Path, multirun: bool = False) -> dict
         print(f"skip {job_dir}: result.json is complete for this config (force=true reruns it)")
         return previous
     try:
-        return _train(config, resolved, job_dir)
+        with devices.job_device(config) as device:  # holds one GPU for the whole job; released on any exit
+            return _train(config, resolved, job_dir, device)
     except Exception as error:  # noqa: BLE001 - a failed job must leave a record and let the sweep go on
         failure = {
             "status": "failed",
@@ -89,9 +90,8 @@ def run(config: DictConfig, job_dir: str | Path, multirun: bool = False) -> dict
         return failure
 
 
-def _train(config: DictConfig, resolved: dict, job_dir: Path) -> dict:
-    started = time.perf_counter()
-    device = devices.setup_job(config)
+def _train(config: DictConfig, resolved: dict, job_dir: Path, device) -> dict:
+    started, started_at = time.perf_counter(), time.time()
     task = build_task(config.task)
     seeds = replica_seeds(config)
     net = build_net(config.model, config.task, task, seeds)
@@ -136,6 +136,8 @@ def _train(config: DictConfig, resolved: dict, job_dir: Path) -> dict:
         "trained_steps": trainer.global_step,
         "resumed_from_step": _checkpoint_step(resume_from),
         "wall_seconds": time.perf_counter() - started,
+        "started_at": started_at,
+        "finished_at": time.time(),
         **devices.describe_job(config, device),
         "config": resolved,
     }
