@@ -14,6 +14,23 @@ from torch.nn import functional as F
 from .life import Rule, life_run, parse_rule, sample_boards
 
 
+def fair_coin_boards(generators: Sequence[torch.Generator], count: int, size: int, device) -> torch.Tensor:
+    """`[K, count, size, size]` 0/1 float boards with every cell alive with p = 1/2, replica k's from `generators[k]`.
+
+    At p = 1/2 a cell is one random bit, so each replica draws 64 cells per 64-bit word (one small call per
+    replica) and all replicas' bits are unpacked together: about 60x fewer random numbers and K times fewer
+    unpacking calls than a uniform float per cell compared with 0.5.
+    """
+    cells = count * size * size
+    words = -(-cells // 64)
+    drawn = torch.stack(
+        [torch.randint(-(2**63), 2**63 - 1, (words,), dtype=torch.int64, generator=g, device=device) for g in generators]
+    )
+    shifts = torch.arange(8, dtype=torch.uint8, device=device)
+    bits = (drawn.view(torch.uint8).unsqueeze(-1) >> shifts) & 1
+    return bits.reshape(len(generators), -1)[:, :cells].reshape(len(generators), count, size, size).float()
+
+
 @dataclass
 class LifeTask:
     rule: Rule
@@ -52,9 +69,12 @@ class LifeTask:
 
     def train_batch(self, generators: Sequence[torch.Generator], device) -> tuple[torch.Tensor, torch.Tensor]:
         """`[K, B, H, W]` fresh boards, replica k's from its own generator, made on `device`, and their targets."""
-        boards = torch.stack(
-            [sample_boards(g, self.batch_size, self.train_size, self.density, device) for g in generators]
-        )
+        if self.density == 0.5:
+            boards = fair_coin_boards(generators, self.batch_size, self.train_size, device)
+        else:
+            boards = torch.stack(
+                [sample_boards(g, self.batch_size, self.train_size, self.density, device) for g in generators]
+            )
         return boards, self.targets(boards)
 
     def test_set(self, device) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,0 +1,35 @@
+"""The 512 3x3 neighbourhoods of a 0/1 board, and a Life-like rule as a 512-entry table over them.
+
+On 0/1 boards anything computed from one cell's 3x3 neighbourhood alone (the next state, or a net's first
+block, which is a 3x3 conv followed by per-cell layers) takes at most 512 values. Evaluating it once per
+pattern and looking the result up by each cell's 9-bit code (`FlatBoards.codes`) gives exactly the same
+numbers for a fraction of the work: a batch of 128 10x10 boards has 12,800 cells but only 512 patterns.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .life import CENTER, NEIGHBOR_INDICES, Rule
+
+PATTERN_COUNT = 512
+
+
+def pattern_matrix(dtype=torch.float32, device=None) -> torch.Tensor:
+    """`[9, 512]`: column c is the neighbourhood with code c (row j = stencil offset j, `STENCIL` order)."""
+    codes = torch.arange(PATTERN_COUNT, device=device)
+    return ((codes[None, :] >> torch.arange(9, device=device)[:, None]) & 1).to(dtype)
+
+
+def rule_table(rule: Rule, device=None) -> torch.Tensor:
+    """`[512]` uint8: the next state of the centre cell of every neighbourhood pattern."""
+    bits = pattern_matrix(torch.int64, device)
+    neighbors = bits[NEIGHBOR_INDICES[rule.neighborhood]].sum(0)
+    alive = bits[CENTER]
+    born = torch.zeros(PATTERN_COUNT, dtype=torch.bool, device=device)
+    stays = torch.zeros_like(born)
+    for count in rule.birth:
+        born |= neighbors == count
+    for count in rule.survive:
+        stays |= neighbors == count
+    return torch.where(alive == 1, stays, born).to(torch.uint8)
