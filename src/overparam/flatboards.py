@@ -66,18 +66,21 @@ class FlatBoards:
         return _OffsetSlices.apply(x, self.offsets, self.margin)
 
     def codes(self, x: torch.Tensor) -> torch.Tensor:
-        """The 9-bit neighbourhood code (bit j = `STENCIL[j]` alive) of every position of 0/1 `[..., L]`, as int64.
+        """The 9-bit neighbourhood code (bit j = `STENCIL[j]` alive) of every position of 0/1 `[..., L]`, as int32.
 
         Separable, so 4 passes instead of 9: a row code r = left + 2 centre + 4 right (uint8, < 8), then
-        code = r(above) + 8 r + 64 r(below). Padding positions get codes too; callers ignore or refresh them.
+        code = r(above) + 8 r + 64 r(below) in int16 (int64 arithmetic is 5x slower here), widened to int32
+        for `index_select`. Padding positions get codes too; callers ignore or refresh them.
         """
-        alive = F.pad((x != 0).to(torch.uint8), (self.margin, self.margin))
+        alive = x if x.dtype == torch.uint8 else (x != 0).to(torch.uint8)
+        alive = F.pad(alive, (self.margin, self.margin))
         span = self.length + 2 * self.row
         start = self.margin - self.row
-        rows = alive[..., start - 1 : start - 1 + span] + 2 * alive[..., start : start + span]
-        rows = (rows + 4 * alive[..., start + 1 : start + 1 + span]).to(torch.int64)
+        rows = torch.add(alive[..., start - 1 : start - 1 + span], alive[..., start : start + span], alpha=2)
+        rows = rows.add_(alive[..., start + 1 : start + 1 + span], alpha=4).to(torch.int16)
         length = self.length
-        return rows[..., :length] + 8 * rows[..., self.row : self.row + length] + 64 * rows[..., 2 * self.row :]
+        codes = torch.add(rows[..., :length], rows[..., self.row : self.row + length], alpha=8)
+        return codes.add_(rows[..., 2 * self.row :], alpha=64).to(torch.int32)
 
 
 class _OffsetSlices(torch.autograd.Function):

@@ -124,7 +124,7 @@ def life_run(boards: torch.Tensor, steps: int, rule: Rule, boundary: str = "dead
     table = rule_table(rule, boards.device)
     state = grid.embed((boards != 0).to(torch.uint8).reshape(-1, height, width))
     for step in range(steps):
-        state = table[grid.codes(state)]
+        state = table.index_select(0, grid.codes(state).reshape(-1)).reshape(state.shape)
         if step < steps - 1:
             state = grid.refresh(state)
     return grid.interior(state).reshape(boards.shape).to(boards.dtype)

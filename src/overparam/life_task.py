@@ -11,11 +11,13 @@ from dataclasses import dataclass
 import torch
 from torch.nn import functional as F
 
+from .flatboards import FlatBoards
 from .life import Rule, life_run, parse_rule, sample_boards
+from .patterns import PATTERN_COUNT, rule_table
 
 
 def fair_coin_boards(generators: Sequence[torch.Generator], count: int, size: int, device) -> torch.Tensor:
-    """`[K, count, size, size]` 0/1 float boards with every cell alive with p = 1/2, replica k's from `generators[k]`.
+    """`[K, count, size, size]` 0/1 uint8 boards with every cell alive with p = 1/2, replica k's from `generators[k]`.
 
     At p = 1/2 a cell is one random bit, so each replica draws 64 cells per 64-bit word (one small call per
     replica) and all replicas' bits are unpacked together: about 60x fewer random numbers and K times fewer
@@ -28,7 +30,7 @@ def fair_coin_boards(generators: Sequence[torch.Generator], count: int, size: in
     )
     shifts = torch.arange(8, dtype=torch.uint8, device=device)
     bits = (drawn.view(torch.uint8).unsqueeze(-1) >> shifts) & 1
-    return bits.reshape(len(generators), -1)[:, :cells].reshape(len(generators), count, size, size).float()
+    return bits.reshape(len(generators), -1)[:, :cells].reshape(len(generators), count, size, size)
 
 
 @dataclass
@@ -67,15 +69,52 @@ class LifeTask:
     def targets(self, boards: torch.Tensor) -> torch.Tensor:
         return life_run(boards, self.steps, self.rule, self.boundary)
 
-    def train_batch(self, generators: Sequence[torch.Generator], device) -> tuple[torch.Tensor, torch.Tensor]:
-        """`[K, B, H, W]` fresh boards, replica k's from its own generator, made on `device`, and their targets."""
+    def train_cells(self, generators: Sequence[torch.Generator], device) -> torch.Tensor:
+        """`[K, B, H, W]` fresh 0/1 boards (uint8 or float), replica k's from its own generator, made on `device`."""
         if self.density == 0.5:
-            boards = fair_coin_boards(generators, self.batch_size, self.train_size, device)
-        else:
-            boards = torch.stack(
-                [sample_boards(g, self.batch_size, self.train_size, self.density, device) for g in generators]
-            )
+            return fair_coin_boards(generators, self.batch_size, self.train_size, device)
+        return torch.stack([sample_boards(g, self.batch_size, self.train_size, self.density, device) for g in generators])
+
+    def train_batch(self, generators: Sequence[torch.Generator], device) -> tuple[torch.Tensor, torch.Tensor]:
+        """`[K, B, H, W]` fresh float boards, replica k's from its own generator, made on `device`, and their targets."""
+        boards = self.train_cells(generators, device).float()
         return boards, self.targets(boards)
+
+    def training_losses(self, net, generators, dropout_generators, device) -> torch.Tensor:
+        """Mean loss per replica `[K]` on a fresh batch: what `replica_losses(net(boards), targets)` gives.
+
+        When the net's output is a function of each cell's 3x3 pattern (`net.pattern_outputs()`), the batch
+        enters only through how often each (pattern, target) pair occurs, so the loss is a 1024-term weighted
+        sum per replica instead of a loss per cell, and its gradient flows to 512 outputs instead of 12,800.
+        """
+        per_pattern = net.pattern_outputs() if hasattr(net, "pattern_outputs") else None
+        if per_pattern is None:
+            boards, targets = self.train_batch(generators, device)
+            return self.replica_losses(net(boards, dropout_generators), targets, net.output_kind)
+        counts = self.pattern_target_counts(self.train_cells(generators, device))
+        outputs = per_pattern.unsqueeze(-1).expand(-1, -1, 2)
+        targets = torch.tensor([0.0, 1.0], device=outputs.device).expand_as(outputs)
+        if net.output_kind == "logits":
+            losses = F.binary_cross_entropy_with_logits(outputs, targets, weight=counts, reduction="none")
+        else:
+            losses = F.binary_cross_entropy(outputs, targets, weight=counts, reduction="none")
+        return losses.sum((1, 2)) / (self.batch_size * self.train_size**2)
+
+    def pattern_target_counts(self, boards: torch.Tensor) -> torch.Tensor:
+        """`[K, 512, 2]` float: how many cells of replica k's boards have 3x3 pattern p and target t."""
+        replicas, batch, height, width = boards.shape
+        grid = FlatBoards(batch, height, width, self.boundary)
+        state = grid.embed((boards != 0).to(torch.uint8))
+        codes = grid.codes(state)
+        first_codes, table = codes, rule_table(self.rule, boards.device)
+        for step in range(self.steps):
+            if step:
+                codes = grid.codes(grid.refresh(state))
+            state = table.index_select(0, codes.reshape(-1)).view(codes.shape)
+        bins = 2 * grid.interior(first_codes) + grid.interior(state)
+        offsets = torch.arange(replicas, device=bins.device, dtype=bins.dtype).view(-1, 1, 1, 1) * (2 * PATTERN_COUNT)
+        counts = torch.bincount((bins + offsets).reshape(-1), minlength=replicas * 2 * PATTERN_COUNT)
+        return counts.view(replicas, PATTERN_COUNT, 2).to(torch.float32)
 
     def test_set(self, device) -> tuple[torch.Tensor, torch.Tensor]:
         """The held-out boards `[T, H, W]`, the same for every replica and every job with this test_seed."""

@@ -70,9 +70,7 @@ class ReplicaModule(pl.LightningModule):
         return build_optimizer(self.net.parameters(), self.optim_config)
 
     def training_step(self, batch, batch_index):
-        inputs, targets = self.task.train_batch(self.data_generators, self.device)
-        outputs = self.net(inputs, self.dropout_generators)
-        losses = self.task.replica_losses(outputs, targets, self.net.output_kind)
+        losses = self._training_losses()
         self.alive &= torch.isfinite(losses)
         self.last_losses = losses.detach()
         if self.global_step % self.log_every == 0 and self.logger is not None:
@@ -86,6 +84,14 @@ class ReplicaModule(pl.LightningModule):
                 step=self.global_step,
             )
         return torch.where(self.alive, losses, torch.zeros_like(losses)).sum()
+
+    def _training_losses(self) -> torch.Tensor:
+        """Per-replica losses on a fresh batch; a task may fuse batch, net and loss (LifeTask counts patterns)."""
+        if hasattr(self.task, "training_losses"):
+            return self.task.training_losses(self.net, self.data_generators, self.dropout_generators, self.device)
+        inputs, targets = self.task.train_batch(self.data_generators, self.device)
+        outputs = self.net(inputs, self.dropout_generators)
+        return self.task.replica_losses(outputs, targets, self.net.output_kind)
 
     def on_before_optimizer_step(self, optimizer) -> None:
         # On CPU this check is free; on a GPU it costs one sync per step, so it is only done every log_every steps
