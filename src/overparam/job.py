@@ -30,6 +30,7 @@ from .validate import validate
 # Lightning's start-up banner (GPU available..., tips) says nothing a result file does not.
 logging.getLogger("pytorch_lightning.utilities.rank_zero").setLevel(logging.WARNING)
 warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
 from .build import build_net, build_task, grid_point
 
 
