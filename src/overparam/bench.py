@@ -18,6 +18,7 @@ import json
 import logging
 import math
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -56,15 +57,20 @@ def conv_net_flops(m: int, blocks: int) -> float:
     return 3 * 2 * macs_per_cell * BATCH * BOARD * BOARD
 
 
-def _timed(step, seconds: float, warmup: int = 2, min_steps: int = 3) -> float:
-    """Seconds per call of `step`, after `warmup` calls, repeated for about `seconds`."""
+def _timed(step, seconds: float, warmup: int = 2, min_steps: int = 5) -> float:
+    """Median seconds per call of `step`, after `warmup` calls, over about `seconds` of calls.
+
+    The median, because on a shared machine a few calls land in another process's time slice.
+    """
     for _ in range(warmup):
         step()
-    calls, start = 0, time.perf_counter()
-    while calls < min_steps or time.perf_counter() - start < seconds:
+    durations: list[float] = []
+    started = time.perf_counter()
+    while len(durations) < min_steps or time.perf_counter() - started < seconds:
+        start = time.perf_counter()
         step()
-        calls += 1
-    return (time.perf_counter() - start) / calls
+        durations.append(time.perf_counter() - start)
+    return statistics.median(durations)
 
 
 # ----- (a) the reference: Firner's way, one model, a plain loop ---------------------------------------------
@@ -135,16 +141,17 @@ def raw_loop_seconds_per_step(config, seconds: float) -> float:
 
 
 def trainer_seconds_per_step(config, warmup: int = 2) -> float:
-    """Per-step time inside `trainer.fit`, from the end of step `warmup` to the end of the last step."""
+    """Median time between the ends of consecutive training steps inside `trainer.fit`, after `warmup` steps."""
     import pytorch_lightning as pl
 
     from .progress import ProgressLog
 
     class StepClock(pl.Callback):
+        def __init__(self):
+            self.ends: list[float] = []
+
         def on_train_batch_end(self, trainer, module, outputs, batch, batch_index):
-            if batch_index == warmup - 1:
-                self.start = time.perf_counter()
-            self.end = time.perf_counter()
+            self.ends.append(time.perf_counter())
 
     clock = StepClock()
     max_steps = config.trainer.max_steps
@@ -157,13 +164,14 @@ def trainer_seconds_per_step(config, warmup: int = 2) -> float:
             log_every_n_steps=config.trainer.log_every_n_steps, deterministic=False,
         )
         trainer.fit(build_module(config), train_dataloaders=range(max_steps))
-    return (clock.end - clock.start) / (max_steps - warmup)
+    ends = clock.ends[warmup - 1 :]
+    return statistics.median(b - a for a, b in zip(ends[:-1], ends[1:]))
 
 
 def overparam_point(m: int, steps: int, replicas: int, seconds: float) -> dict:
     probe = compose_config(m, steps, replicas, 1)
     raw = raw_loop_seconds_per_step(probe, seconds / 2)
-    measured_steps = max(3, round(seconds / 2 / raw))
+    measured_steps = max(5, round(seconds / 2 / raw))
     trainer = trainer_seconds_per_step(compose_config(m, steps, replicas, measured_steps + 2))
     return {"raw_loop_ms": raw * 1e3, "trainer_ms": trainer * 1e3}
 

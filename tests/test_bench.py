@@ -1,0 +1,27 @@
+"""The benchmark runs end to end in its quick mode and reports ratios (never asserting how fast anything is)."""
+
+import json
+import math
+
+from overparam import bench
+
+
+def test_quick_benchmark_writes_ratios(tmp_path):
+    out = tmp_path / "bench.json"
+    result = bench.main(["--quick", "--out", str(out), "--ms", "1", "--replicas", "1", "2", "--seconds", "0.02",
+                         "--mlp-size", "64"])
+    written = json.loads(out.read_text())
+    assert written["points"] == result["points"]
+    assert [(p["m"], p["steps"], p["replicas"]) for p in written["points"]] == [(1, 1, 1), (1, 1, 2)]
+    for point in written["points"]:
+        for key in ("ratio", "reference_ms_per_step", "overparam_ms_per_replica_step", "overparam_effective_gflops"):
+            assert math.isfinite(point[key]) and point[key] > 0
+    assert written["matmul_peak_gflops"] > 0
+    assert written["lightning_overhead"] and "overhead_fraction" in written["lightning_overhead"][0]
+    assert written["mlp"]["size"] == 64 and written["mlp"]["fraction_of_peak"] > 0
+
+
+def test_nominal_flops_match_the_parameter_count_per_cell():
+    # Multiply-adds per cell are the weights of a block: 2m^2 + 19m of its 2m^2 + 22m + 1 parameters (3m + 1 are biases).
+    for m in (1, 5, 20):
+        assert bench.conv_net_flops(m, 1) == 3 * 2 * (2 * m * m + 19 * m) * 128 * 100
