@@ -14,7 +14,10 @@ def main(config: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
+    from overparam.devices import register_resolvers
     from overparam.preflight import preflight
+
+    register_resolvers()  # ${overparam.n_jobs:...} in conf/hydra/launcher/local_gpus.yaml
 
     preflight(sys.argv[1:])  # every job's config is validated before the first one starts
     main()
