@@ -181,8 +181,8 @@ def test_n_jobs_defaults_to_gpus_or_cores_in_the_composed_launcher_config():
 def test_local_gpus_runs_two_cpu_jobs_at_a_time_and_matches_a_sequential_sweep(tmp_path):
     grid = [*TINY, "trainer.max_steps=150", "seed=0,1", "model.m_factor=1,2"]
     parallel, sequential = tmp_path / "parallel", tmp_path / "sequential"
-    done = run_hydra(["-m", "hydra/launcher=local_gpus", "hydra.launcher.n_jobs=2", f"hydra.sweep.dir={parallel}",
-                      *grid])
+    done = run_hydra(["-m", "hydra/launcher=local_gpus", "hydra.launcher.n_jobs=2", "threads=auto",
+                      f"hydra.sweep.dir={parallel}", *grid])
     assert done.returncode == 0, done.stderr[-3000:]
     done = run_hydra(["-m", f"hydra.sweep.dir={sequential}", *grid])
     assert done.returncode == 0, done.stderr[-3000:]
@@ -195,6 +195,7 @@ def test_local_gpus_runs_two_cpu_jobs_at_a_time_and_matches_a_sequential_sweep(t
     intervals = [(r["started_at"], r["finished_at"]) for r in side_by_side.values()]
     assert max_overlap(intervals) == 2, f"expected 2 jobs at a time: {sorted(intervals)}"
     assert len({r["pid"] for r in side_by_side.values()}) == 2  # two joblib workers, each reused
+    assert {r["threads"] for r in side_by_side.values()} == {devices.threads_for("auto", 2)}  # cores shared out
     assert max_overlap([(r["started_at"], r["finished_at"]) for r in one_by_one.values()]) == 1
     if summary_rows(sequential) is not None:
         assert summary_rows(parallel) == summary_rows(sequential)
