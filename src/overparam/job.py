@@ -173,8 +173,9 @@ def _flat_hparams(resolved: dict) -> dict:
 
 def print_table(result: dict) -> None:
     low, high = result["success_ci_low"], result["success_ci_high"]
+    where = f"encoding={result['encoding']}" if "encoding" in result else f"steps={result.get('steps', '-')}"
     print(
-        f"{result['task']}: {'encoding=' + result['encoding'] if 'encoding' in result else 'steps=' + str(result.get('steps', '-'))} m_factor={result['m_factor']} "
+        f"{result['task']}: {where} m_factor={result['m_factor']} "
         f"params/replica={result['params_per_replica']}  "
         f"success {result['successes']}/{result['trials']} = {result['success_rate']:.2f} "
         f"(95% CI {low:.2f}-{high:.2f})  {result['wall_seconds']:.1f}s on {result['device']}"
