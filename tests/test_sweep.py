@@ -122,6 +122,9 @@ def test_real_tensorboard_serves_the_success_rate_curve(sweep):
         assert points is not None and len(points) == 3, points
         runs = get_json(f"{base}/data/runs")
         assert "tensorboard/all" in runs and any(run.endswith("tensorboard") and "m_factor" in run for run in runs)
+        layout = get_json(f"{base}/data/plugin/custom_scalars/layout")
+        charts = [chart for category in layout["category"] for chart in category["chart"]]
+        assert any(chart.get("margin", {}).get("series", [{}])[0].get("value") == "success_rate" for chart in charts)
         rows = read_csv(sweep_dir / "summary.csv")
         assert [step for _, step, _ in points] == [1, 2, 4]
         assert [value for _, _, value in points] == pytest.approx([float(r["success_rate"]) for r in rows])

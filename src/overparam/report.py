@@ -175,6 +175,7 @@ def make_figure(points: list[GridPoint]):
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     figure, axis = plt.subplots(figsize=(7, 4.5))
     for curve, members in curves(points).items():
@@ -190,6 +191,10 @@ def make_figure(points: list[GridPoint]):
             color=line.get_color(), alpha=0.15,
         )
     axis.set_xscale("log")
+    widths = sorted({p.width for p in points if isinstance(p.width, (int, float)) and p.rows})
+    if widths:
+        axis.set_xticks(widths, [_format(w) for w in widths])
+        axis.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     axis.set_xlabel("width factor m")
     axis.set_ylabel("success rate (95% Wilson band)")
     axis.set_ylim(-0.02, 1.02)
