@@ -26,6 +26,9 @@ from .results import RESULT_FILE, atomic_write_text, identity, read_result
 WIDTH_KEY = "model.m_factor"
 POOLED_KEYS = ("seed",)  # jobs differing only here pool their replicas
 SUMMARY_FILE = "summary.csv"
+# Scalars drawn per curve in TensorBoard (step = m_factor), when a grid point has them.
+CURVE_TAGS = ("success_rate", "success_ci_low", "success_ci_high", "board_accuracy_mean", "exact_recovery_mean",
+              "test_r2_mean", "test_mse_mean", "bayes_r2_ceiling", "bayes_mse_floor")
 FIGURE_FILE = "success_vs_width.png"
 TENSORBOARD_DIR = "tensorboard"
 # Per-replica metrics averaged over a grid point's replicas, when the task reports them.
@@ -70,11 +73,12 @@ class GridPoint:
         }
         for metric in REPLICA_METRICS:
             values = [row[metric] for row in self.rows if isinstance(row.get(metric), (int, float))]
-            if values or metric in ("board_accuracy", "cell_accuracy"):
+            if values:
                 out[f"{metric}_mean"] = sum(values) / len(values) if values else math.nan
-        out["collapsed_fraction"] = (
-            sum(bool(row.get("collapsed")) for row in self.rows) / trials if trials else math.nan
-        )
+        if any("collapsed" in row for row in self.rows) or not self.rows:
+            out["collapsed_fraction"] = (
+                sum(bool(row.get("collapsed")) for row in self.rows) / trials if trials else math.nan
+            )
         out["diverged"] = sum(bool(row.get("diverged")) for row in self.rows)
         out.update(self.extras)
         out["jobs"] = self.jobs
@@ -217,7 +221,7 @@ def write_tensorboard(points: list[GridPoint], directory: Path, figure) -> None:
                 if not isinstance(point.width, (int, float)):
                     continue
                 step = int(point.width)
-                for tag in ("success_rate", "success_ci_low", "success_ci_high", "board_accuracy_mean", "test_r2_mean"):
+                for tag in CURVE_TAGS:
                     value = summary.get(tag)
                     if isinstance(value, float) and not math.isnan(value):
                         writer.add_scalar(tag, value, step)
@@ -232,6 +236,8 @@ def write_tensorboard(points: list[GridPoint], directory: Path, figure) -> None:
                     ],
                     "success rate vs parameters per replica": ["Multiline", ["success_rate_vs_params"]],
                     "board accuracy vs width": ["Multiline", ["board_accuracy_mean"]],
+                    "QUBO: test R^2 vs width, with the Bayes ceiling": ["Multiline", ["test_r2_mean", "bayes_r2_ceiling"]],
+                    "QUBO: exact recovery vs width": ["Multiline", ["exact_recovery_mean"]],
                 }
             }
         )
@@ -246,7 +252,7 @@ def print_table(rows: list[dict], file=sys.stdout) -> None:
         return
     keys = [k for k in rows[0] if k not in ("success_ci_low", "success_ci_high")]
     shown = [k for k in keys if k in (WIDTH_KEY,) or "." in k] + [
-        k for k in ("params_per_replica", "trials", "success_rate", "board_accuracy_mean", "test_r2_mean",
+        k for k in ("params_per_replica", "trials", "success_rate", "board_accuracy_mean", "exact_recovery_mean", "test_r2_mean",
                     "collapsed_fraction", "failed_jobs") if k in keys
     ]
     header = [k.split(".")[-1] for k in shown] + ["95% CI"]
