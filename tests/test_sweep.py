@@ -134,8 +134,8 @@ def test_real_tensorboard_serves_the_success_rate_curve(sweep):
 
 
 def test_a_failing_job_is_recorded_the_others_finish_and_the_command_fails(tmp_path):
-    # A batch of 10^9 boards cannot be allocated: a real out-of-memory error inside one job.
-    completed = run_py("-m", "task.batch_size=16,1000000000", "trials=2", "trainer.max_steps=20",
+    # A batch of 10^13 boards cannot be allocated: a real out-of-memory error inside one job.
+    completed = run_py("-m", "task.batch_size=16,10000000000000", "trials=2", "trainer.max_steps=20",
                        "task.test_boards=50", "trainer.progress=none", f"hydra.sweep.dir={tmp_path}", check=False)
     assert completed.returncode != 0
     results = {p.parent.name: read_result(p) for p in tmp_path.glob("*/result.json")}
