@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 
-from .results import atomic_write_text
+from .atomic import atomic_write_text
 
 STAMP = "config.json"
 LAST = "last.ckpt"

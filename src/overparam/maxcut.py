@@ -8,12 +8,14 @@ from it on the fly (cheap next to a matmul, and 30x smaller than storing matrice
 from __future__ import annotations
 
 import hashlib
+import io
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from .atomic import atomic_write_bytes
 
 ENCODINGS = ("adjacency", "edge_list", "sorted_edge_list")
 ADJACENCY_PARTS = ("full", "upper")
@@ -83,17 +85,9 @@ def graph_dataset(nodes: int, edges: int, samples: int, seed: int, cache_dir: st
     except (OSError, ValueError):
         pass
     data = np.stack([random_graph_edges(nodes, edges, graph_seed(seed, i)) for i in range(samples)])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            np.save(handle, data, allow_pickle=False)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    buffer = io.BytesIO()
+    np.save(buffer, data, allow_pickle=False)
+    atomic_write_bytes(path, buffer.getvalue())  # two jobs building the same cache at once never see half a file
     return data
 
 

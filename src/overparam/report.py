@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .metrics import wilson_interval
-from .results import RESULT_FILE, atomic_write_text, identity, read_result
+from .atomic import atomic_write_text
+from .results import RESULT_FILE, identity, read_result
 
 WIDTH_KEY = "model.m_factor"
 POOLED_KEYS = ("seed",)  # jobs differing only here pool their replicas

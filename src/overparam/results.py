@@ -4,32 +4,16 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from .atomic import atomic_write_text
 
 RESULT_FILE = "result.json"
 SCHEMA_VERSION = 1
 # Config keys that change how a job runs, not what it computes: they never make a finished job stale.
 NON_IDENTITY_KEYS = ("force", "threads", "trainer.accelerator", "trainer.progress", "trainer.log_every_n_steps",
                      "trainer.checkpoint_every_n_steps")
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write `text` to `path` so that readers see the old file or the whole new one, never a part."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(descriptor, "w") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def _finite(value: Any) -> Any:
