@@ -167,6 +167,14 @@ def test_jobs_differing_only_in_seed_pool_their_replicas(tmp_path):
     assert (by_steps[2]["success_ci_low"], by_steps[2]["success_ci_high"]) == pytest.approx(wilson_interval(4, 8))
 
 
+def test_merging_sweeps_counts_the_same_experiment_once(tmp_path):
+    fake_result(tmp_path / "machine_a" / "job", seed=0, successes=3)
+    fake_result(tmp_path / "machine_b" / "job", seed=0, successes=3)  # the same job copied
+    fake_result(tmp_path / "machine_b" / "other", seed=1, successes=1)
+    rows = write_report(tmp_path / "machine_a", tmp_path / "machine_b", out=tmp_path, quiet=True)
+    assert len(rows) == 1 and rows[0]["trials"] == 8 and rows[0]["successes"] == 4
+
+
 def test_a_corrupt_or_partial_result_never_counts_as_done(tmp_path):
     fake_result(tmp_path / "a", seed=0, successes=3)
     (tmp_path / "b").mkdir()

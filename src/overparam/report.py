@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import json
 import math
 import shutil
 import sys
@@ -88,15 +89,21 @@ class GridPoint:
 
 
 def load_results(sweep_dirs: list[Path]) -> list[tuple[Path, dict]]:
-    found = []
+    """Every readable result below the sweep folders, one per experiment: the same config and seed found twice
+    (a sweep copied, or merged from two machines) counts once, preferring a finished copy over a failed one."""
+    by_experiment: dict[str, tuple[Path, dict]] = {}
     for sweep_dir in sweep_dirs:
         for path in sorted(Path(sweep_dir).rglob(RESULT_FILE)):
             if TENSORBOARD_DIR in path.relative_to(sweep_dir).parts:
                 continue
             result = read_result(path)
-            if result is not None and isinstance(result.get("config"), dict):
-                found.append((path, result))
-    return found
+            if result is None or not isinstance(result.get("config"), dict):
+                continue
+            key = json.dumps(identity(result["config"]), sort_keys=True)
+            kept = by_experiment.get(key)
+            if kept is None or (kept[1].get("status") != "ok" and result.get("status") == "ok"):
+                by_experiment[key] = (path, result)
+    return sorted(by_experiment.values(), key=lambda item: str(item[0]))
 
 
 def swept_keys(results: list[tuple[Path, dict]]) -> list[str]:
