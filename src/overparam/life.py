@@ -144,7 +144,7 @@ def sample_boards(
     """
     uniform = torch.rand(count, size, size, generator=generator, device=device)
     if isinstance(density, (int, float)):
-        threshold = torch.tensor(float(density), device=device)
+        threshold = float(density)  # a Python scalar: no host-to-device copy per batch
     else:
         low, high = density
         per_board = torch.rand(count, 1, 1, generator=generator, device=device)
