@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import shutil
 import warnings
 import time
 import traceback
@@ -98,11 +99,14 @@ def _train(config: DictConfig, resolved: dict, job_dir: Path, device) -> dict:
     net = build_net(config.model, config.task, task, seeds)
     module = ReplicaModule(task, net, seeds, config.optim, log_every=config.trainer.log_every_n_steps)
 
+    checkpoint_dir = job_dir / "checkpoints"
+    resume_from = checkpoint_to_resume(checkpoint_dir, identity(resolved))
+    if resume_from is None:
+        # A fresh start: curves of an earlier, killed attempt would overlap the new ones in TensorBoard.
+        shutil.rmtree(job_dir / "tensorboard", ignore_errors=True)
     logger = pl.loggers.TensorBoardLogger(
         save_dir=str(job_dir), name="tensorboard", version="", default_hp_metric=False
     )
-    checkpoint_dir = job_dir / "checkpoints"
-    resume_from = checkpoint_to_resume(checkpoint_dir, identity(resolved))
     callbacks: list[pl.Callback] = [ProgressLog(config.trainer.max_steps, config.trainer.progress)]
     every = config.trainer.checkpoint_every_n_steps
     if every:
