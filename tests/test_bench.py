@@ -3,6 +3,9 @@
 import json
 import math
 
+import pytest
+import torch
+
 from overparam import bench
 
 
@@ -17,6 +20,7 @@ def test_quick_benchmark_writes_ratios(tmp_path):
         for key in ("ratio", "reference_ms_per_step", "overparam_ms_per_replica_step", "overparam_effective_gflops"):
             assert math.isfinite(point[key]) and point[key] > 0
     assert written["matmul_peak_gflops"] > 0
+    assert written["device"] == "cpu" and written["malloc"]
     assert written["lightning_overhead"] and "overhead_fraction" in written["lightning_overhead"][0]
     assert written["mlp"]["size"] == 64 and written["mlp"]["fraction_of_peak"] > 0
 
@@ -25,3 +29,21 @@ def test_nominal_flops_match_the_parameter_count_per_cell():
     # Multiply-adds per cell are the weights of a block: 2m^2 + 19m of its 2m^2 + 22m + 1 parameters (3m + 1 are biases).
     for m in (1, 5, 20):
         assert bench.conv_net_flops(m, 1) == 3 * 2 * (2 * m * m + 19 * m) * 128 * 100
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message given when no GPU is visible")
+def test_cuda_mode_without_a_gpu_fails_with_one_clear_line(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        bench.main(["--device", "cuda", "--quick", "--out", str(tmp_path / "bench.json")])
+    message = str(exit_info.value.code)
+    assert "no CUDA GPU" in message and "\n" not in message
+    assert not (tmp_path / "bench.json").exists()
+
+
+def test_timing_on_cuda_synchronizes_only_between_groups_of_steps(monkeypatch):
+    """The CUDA timing path, driven on CPU: steps run in groups of 5 between two synchronizations."""
+    calls = []
+    monkeypatch.setattr(bench, "synchronize", lambda device: calls.append("sync"))
+    seconds = bench._timed(lambda: calls.append("step"), seconds=0.0, warmup=1, min_steps=5, device="cuda")
+    assert seconds >= 0
+    assert calls == ["step", "sync"] + ["step"] * 5 + ["sync"]

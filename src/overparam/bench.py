@@ -1,6 +1,6 @@
 """Speed of the replica-batched training path, measured against Firner's plain loop in the same run.
 
-    python -m overparam.bench [--quick] [--out bench.json] [--threads 1]
+    python -m overparam.bench [--quick] [--out bench.json] [--threads 1] [--device cpu|cuda]
 
 Every figure is a ratio to something measured in this process a moment earlier, because the machine is
 shared: (a) the reference, one Game of Life net trained by a plain PyTorch loop (nn.Conv2d, Adam, BCE,
@@ -9,6 +9,11 @@ fresh boards every step), and (b) overparam's own path, `ReplicaModule` driven b
 Both are reported per replica-step; GFLOP/s count the nominal conv arithmetic of a step (forward + backward
 = 3x forward), so for overparam, which skips part of that arithmetic, they are an *effective* rate.
 The matmul peak (2048 x 2048 fp32) is measured in the same run to put those rates in scale.
+
+On CPU the run first sets glibc's malloc to keep freed memory (`devices.keep_freed_memory`, as every job does):
+a process setting, so it holds for the reference and overparam alike (`--default-malloc` leaves glibc's defaults).
+`--device cuda` runs both sides on the GPU, timing with `torch.cuda.synchronize` around the measured steps only
+(none inside the training path).
 """
 
 from __future__ import annotations
@@ -38,14 +43,22 @@ BOARD, BATCH = 10, 128
 # ----- the machine ---------------------------------------------------------------------------------------
 
 
-def matmul_peak_gflops(size: int = 2048, seconds: float = 0.5) -> float:
+def synchronize(device) -> None:
+    """Wait for the device's queued work (CUDA runs asynchronously); nothing to wait for on CPU."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def matmul_peak_gflops(size: int = 2048, seconds: float = 0.5, device="cpu") -> float:
     """Best fp32 matmul rate over a few repetitions: the ceiling every other rate is compared to."""
-    a, b = torch.randn(size, size), torch.randn(size, size)
+    a, b = torch.randn(size, size, device=device), torch.randn(size, size, device=device)
     a @ b
     best, spent = math.inf, 0.0
     while spent < seconds:
+        synchronize(device)
         start = time.perf_counter()
         a @ b
+        synchronize(device)
         elapsed = time.perf_counter() - start
         best, spent = min(best, elapsed), spent + elapsed
     return 2 * size**3 / best / 1e9
@@ -57,19 +70,26 @@ def conv_net_flops(m: int, blocks: int) -> float:
     return 3 * 2 * macs_per_cell * BATCH * BOARD * BOARD
 
 
-def _timed(step, seconds: float, warmup: int = 2, min_steps: int = 5) -> float:
+def _timed(step, seconds: float, warmup: int = 2, min_steps: int = 5, device="cpu") -> float:
     """Median seconds per call of `step`, after `warmup` calls, over about `seconds` of calls.
 
-    The median, because on a shared machine a few calls land in another process's time slice.
+    The median, because on a shared machine a few calls land in another process's time slice. On CUDA the
+    steps are timed in groups between two synchronizations (a sync after every step would stop the CPU from
+    queueing the next step while the GPU runs this one), and the median is over groups' means.
     """
     for _ in range(warmup):
         step()
+    cuda = torch.device(device).type == "cuda"
+    group = 5 if cuda else 1
     durations: list[float] = []
+    synchronize(device)
     started = time.perf_counter()
-    while len(durations) < min_steps or time.perf_counter() - started < seconds:
+    while len(durations) < max(1, min_steps // group) or time.perf_counter() - started < seconds:
         start = time.perf_counter()
-        step()
-        durations.append(time.perf_counter() - start)
+        for _ in range(group):
+            step()
+        synchronize(device)
+        durations.append((time.perf_counter() - start) / group)
     return statistics.median(durations)
 
 
@@ -85,21 +105,21 @@ def reference_net(m: int, blocks: int) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-def reference_seconds_per_step(m: int, steps: int, rule, seconds: float) -> float:
+def reference_seconds_per_step(m: int, steps: int, rule, seconds: float, device="cpu") -> float:
     torch.manual_seed(0)
-    net = reference_net(m, steps)
+    net = reference_net(m, steps).to(device)
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
     loss_fn = nn.BCEWithLogitsLoss()
 
     def step():
-        boards = (torch.rand(BATCH, 1, BOARD, BOARD) < 0.5).float()
+        boards = (torch.rand(BATCH, 1, BOARD, BOARD, device=device) < 0.5).float()
         targets = life_run(boards, steps, rule)
         optimizer.zero_grad()
         loss = loss_fn(net(boards), targets)
         loss.backward()
         optimizer.step()
 
-    return _timed(step, seconds)
+    return _timed(step, seconds, device=device)
 
 
 # ----- (b) overparam's path: ReplicaModule, through Lightning and in a raw loop ---------------------------------
@@ -125,65 +145,80 @@ def build_module(config):
     return ReplicaModule(task, net, seeds, config.optim, log_every=config.trainer.log_every_n_steps)
 
 
-def raw_loop_seconds_per_step(config, seconds: float, warmup: int = 2, min_steps: int = 5) -> float:
+def raw_loop_seconds_per_step(config, seconds: float, warmup: int = 2, min_steps: int = 5, device="cpu") -> float:
     """The module's own training_step, backward and optimizer step, with no Trainer around them."""
-    module = build_module(config)
+    module = build_module(config).to(device)
+    cuda = torch.device(device).type == "cuda"
     module.setup("fit")
     optimizer = module.configure_optimizers()
 
     def step():
         optimizer.zero_grad(set_to_none=True)
         module.training_step(None, 0).backward()
-        module.on_before_optimizer_step(optimizer)
+        if not cuda:  # outside a Trainer global_step stays 0: on CUDA this check would sync every step, not every 50th
+            module.on_before_optimizer_step(optimizer)
         optimizer.step()
 
-    return _timed(step, seconds, warmup, min_steps)
+    return _timed(step, seconds, warmup, min_steps, device=device)
 
 
-def trainer_seconds_per_step(config, warmup: int = 2) -> float:
-    """Median time between the ends of consecutive training steps inside `trainer.fit`, after `warmup` steps."""
+def trainer_seconds_per_step(config, warmup: int = 2, device="cpu") -> float:
+    """Median time between the ends of consecutive training steps inside `trainer.fit`, after `warmup` steps.
+
+    On CUDA, the mean over the steps after `warmup` instead: the clock synchronizes only at the first and the
+    last of them, so that the measurement adds no host sync to the steps it measures.
+    """
     import pytorch_lightning as pl
 
     from .progress import ProgressLog
+
+    cuda = torch.device(device).type == "cuda"
+    max_steps = config.trainer.max_steps
 
     class StepClock(pl.Callback):
         def __init__(self):
             self.ends: list[float] = []
 
         def on_train_batch_end(self, trainer, module, outputs, batch, batch_index):
+            if cuda:
+                if batch_index not in (warmup - 1, max_steps - 1):
+                    return
+                synchronize(device)
             self.ends.append(time.perf_counter())
 
     clock = StepClock()
-    max_steps = config.trainer.max_steps
     with tempfile.TemporaryDirectory() as log_dir:
         logger = pl.loggers.TensorBoardLogger(save_dir=log_dir, name="tensorboard", version="", default_hp_metric=False)
         trainer = pl.Trainer(
-            max_steps=max_steps, accelerator="cpu", devices=1, logger=logger,
+            max_steps=max_steps, accelerator=torch.device(device).type, devices=1, logger=logger,
             callbacks=[ProgressLog(max_steps, "none"), clock], enable_checkpointing=False,
             enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
             log_every_n_steps=config.trainer.log_every_n_steps, deterministic=False,
         )
         trainer.fit(build_module(config), train_dataloaders=range(max_steps))
+    if cuda:
+        first, last = clock.ends
+        return (last - first) / (max_steps - warmup)
     ends = clock.ends[warmup - 1 :]
     return statistics.median(b - a for a, b in zip(ends[:-1], ends[1:]))
 
 
-def overparam_point(m: int, steps: int, replicas: int, seconds: float, raw_loop: bool) -> dict:
+def overparam_point(m: int, steps: int, replicas: int, seconds: float, raw_loop: bool, device="cpu") -> dict:
     """Trainer time per step; with `raw_loop` also the same module's raw-loop time (Lightning's overhead)."""
     probe = compose_config(m, steps, replicas, 1)
     if raw_loop:
-        raw = raw_loop_seconds_per_step(probe, seconds / 2)
+        raw = raw_loop_seconds_per_step(probe, seconds / 2, device=device)
     else:  # one step, only to size the Trainer run
-        raw = raw_loop_seconds_per_step(probe, 0.0, warmup=1, min_steps=1)
+        raw = raw_loop_seconds_per_step(probe, 0.0, warmup=1, min_steps=1, device=device)
     measured_steps = max(3, min(50, round(seconds / 2 / raw)))
-    trainer = trainer_seconds_per_step(compose_config(m, steps, replicas, measured_steps + 2))
+    trainer = trainer_seconds_per_step(compose_config(m, steps, replicas, measured_steps + 2), device=device)
     return {"raw_loop_ms": raw * 1e3 if raw_loop else None, "trainer_ms": trainer * 1e3}
 
 
 # ----- the QUBO MLP: one 4096 -> 4096 linear layer, batch 500, MSE, SGD ---------------------------------------------
 
 
-def mlp_seconds_per_step(size: int, batch: int, seconds: float) -> tuple[float, str]:
+def mlp_seconds_per_step(size: int, batch: int, seconds: float, device="cpu") -> tuple[float, str]:
     """One optimizer step of the adjacency-target MLP (K = 1), with the project's MLP when it exists."""
     net, source = None, "stand-in (batched [K, in, out] weight + baddbmm)"
     try:
@@ -191,12 +226,13 @@ def mlp_seconds_per_step(size: int, batch: int, seconds: float) -> tuple[float, 
 
         net = mlp.ReplicaMLP(replicas=1, inputs=size, outputs=size, hidden=[], activation="relu")
         net.reset_parameters([0])
+        net.to(device)
         source = "overparam.mlp.ReplicaMLP"
     except Exception:  # noqa: BLE001
         net = None
     if net is None:
-        weight = nn.Parameter(torch.randn(1, size, size) / size**0.5)
-        bias = nn.Parameter(torch.zeros(1, 1, size))
+        weight = nn.Parameter(torch.randn(1, size, size, device=device) / size**0.5)
+        bias = nn.Parameter(torch.zeros(1, 1, size, device=device))
         params = [weight, bias]
 
         def forward(x):
@@ -205,14 +241,14 @@ def mlp_seconds_per_step(size: int, batch: int, seconds: float) -> tuple[float, 
         params = list(net.parameters())
         forward = net
     optimizer = torch.optim.SGD(params, lr=1e-3, momentum=0.9)
-    inputs, targets = torch.randn(1, batch, size), torch.randn(1, batch, size)
+    inputs, targets = torch.randn(1, batch, size, device=device), torch.randn(1, batch, size, device=device)
 
     def step():
         optimizer.zero_grad(set_to_none=True)
         nn.functional.mse_loss(forward(inputs), targets).backward()
         optimizer.step()
 
-    return _timed(step, seconds, warmup=1, min_steps=2), source
+    return _timed(step, seconds, warmup=1, min_steps=2, device=device), source
 
 
 # ----- thread policy ------------------------------------------------------------------------------------------------
@@ -248,18 +284,30 @@ def thread_policy(m: int, steps: int, replicas: int, seconds: float) -> list[dic
 # ----- the whole benchmark ------------------------------------------------------------------------------------------
 
 
-def run(ms, steps_list, replicas_list, seconds, mlp_size, mlp_batch, threads, overhead_replicas, policy) -> dict:
+def run(ms, steps_list, replicas_list, seconds, mlp_size, mlp_batch, threads, overhead_replicas, policy,
+        device="cpu", keep_memory=True) -> dict:
     torch.set_num_threads(threads)
+    malloc = "glibc defaults"
+    if keep_memory and torch.device(device).type == "cpu":
+        from .devices import keep_freed_memory
+
+        malloc = "keep freed memory (process setting: reference and overparam alike)" if keep_freed_memory() \
+            else "not glibc: defaults"
+    print(f"device {device}; malloc: {malloc}", flush=True)
     rule = parse_rule("B3/S23", "moore")
-    peak = matmul_peak_gflops()
-    result = {"threads": threads, "cpu_cores": os.cpu_count(), "torch": torch.__version__,
-              "matmul_peak_gflops": peak, "board": BOARD, "batch": BATCH, "points": [], "lightning_overhead": []}
+    peak = matmul_peak_gflops(device=device)
+    result = {"device": str(device), "malloc": malloc, "threads": threads, "cpu_cores": os.cpu_count(),
+              "torch": torch.__version__, "matmul_peak_gflops": peak, "board": BOARD, "batch": BATCH, "points": [],
+              "lightning_overhead": []}
+    if torch.device(device).type == "cuda":
+        result["gpu"] = torch.cuda.get_device_name(device)
     for steps in steps_list:
         for m in ms:
-            reference = reference_seconds_per_step(m, steps, rule, seconds) * 1e3
+            reference = reference_seconds_per_step(m, steps, rule, seconds, device) * 1e3
             flops = conv_net_flops(m, steps)
             for replicas in replicas_list:
-                point = overparam_point(m, steps, replicas, seconds, raw_loop=replicas == overhead_replicas)
+                point = overparam_point(m, steps, replicas, seconds, raw_loop=replicas == overhead_replicas,
+                                        device=device)
                 per_replica = point["trainer_ms"] / replicas
                 row = {
                     "m": m, "steps": steps, "replicas": replicas,
@@ -278,7 +326,7 @@ def run(ms, steps_list, replicas_list, seconds, mlp_size, mlp_batch, threads, ov
                                 "overhead_fraction": 1 - point["raw_loop_ms"] / point["trainer_ms"]}
                     result["lightning_overhead"].append(overhead)
     if mlp_size:
-        mlp_seconds, source = mlp_seconds_per_step(mlp_size, mlp_batch, seconds)
+        mlp_seconds, source = mlp_seconds_per_step(mlp_size, mlp_batch, seconds, device)
         mlp_flops = 3 * 2 * mlp_batch * mlp_size * mlp_size
         result["mlp"] = {"size": mlp_size, "batch": mlp_batch, "ms_per_step": mlp_seconds * 1e3, "source": source,
                          "gflops": mlp_flops / mlp_seconds / 1e9,
@@ -287,7 +335,7 @@ def run(ms, steps_list, replicas_list, seconds, mlp_size, mlp_batch, threads, ov
         result["thread_policy"] = thread_policy(*policy, seconds)
         torch.set_num_threads(threads)
     # Measured again at the end and the best kept: on a shared machine one window may be a bad one.
-    result["matmul_peak_gflops"] = peak = max(peak, matmul_peak_gflops())
+    result["matmul_peak_gflops"] = peak = max(peak, matmul_peak_gflops(device=device))
     for row in result["points"]:
         row["overparam_fraction_of_peak"] = row["overparam_effective_gflops"] / peak
     if "mlp" in result:
@@ -304,7 +352,9 @@ def _point_line(row, peak) -> str:
 
 def print_table(result: dict) -> None:
     peak = result["matmul_peak_gflops"]
-    print(f"\nmatmul peak (2048^2 fp32, {result['threads']} thread(s)): {peak:.1f} GFLOP/s")
+    where = result.get("gpu", f"{result['threads']} thread(s)")
+    print(f"\n{result['device']}, malloc: {result['malloc']}")
+    print(f"matmul peak (2048^2 fp32, {where}): {peak:.1f} GFLOP/s")
     print("steps   m     K   reference ms/step   overparam ms/replica-step   ratio   ref GFLOP/s   eff. GFLOP/s")
     for r in result["points"]:
         print(f"{r['steps']:>5} {r['m']:>3} {r['replicas']:>5}   {r['reference_ms_per_step']:17.2f}   "
@@ -332,7 +382,16 @@ def main(argv=None) -> dict:
     parser.add_argument("--seconds", type=float, help="measuring time per timing")
     parser.add_argument("--mlp-size", type=int, help="MLP width (default 4096; 0 skips it)")
     parser.add_argument("--no-thread-policy", action="store_true", help="skip the 1-vs-2-threads, idle-vs-busy runs")
+    parser.add_argument("--device", default="cpu", help="cpu, or cuda / cuda:N: both sides on that GPU")
+    parser.add_argument("--default-malloc", action="store_true",
+                        help="leave glibc's malloc settings as they are (jobs set them; see devices.keep_freed_memory)")
     args = parser.parse_args(argv)
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        sys.exit(f"overparam.bench: --device {args.device} asked for, but torch sees no CUDA GPU "
+                 f"(torch {torch.__version__}, CUDA build: {torch.version.cuda or 'none'})")
+    if device.type not in ("cpu", "cuda"):
+        sys.exit(f"overparam.bench: --device {args.device}: only cpu and cuda are supported")
     # Lightning's per-fit banners and "fewer batches than log_every_n_steps" warnings would bury the table.
     for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
         logging.getLogger(name).setLevel(logging.ERROR)
@@ -344,8 +403,9 @@ def main(argv=None) -> dict:
     seconds = args.seconds or (0.3 if quick else 1.0)
     mlp_size = args.mlp_size if args.mlp_size is not None else (1024 if quick else 4096)
     overhead_replicas = 32 if 32 in replicas_list else max(replicas_list)
-    policy = None if (quick or args.no_thread_policy) else (5, 1, 32)
-    result = run(ms, steps_list, replicas_list, seconds, mlp_size, 500, args.threads, overhead_replicas, policy)
+    policy = None if (quick or args.no_thread_policy or device.type == "cuda") else (5, 1, 32)
+    result = run(ms, steps_list, replicas_list, seconds, mlp_size, 500, args.threads, overhead_replicas, policy,
+                 device, keep_memory=not args.default_malloc)
     result["command"] = "python -m overparam.bench " + " ".join(argv if argv is not None else sys.argv[1:])
     Path(args.out).write_text(json.dumps(result, indent=2))
     print(f"wrote {args.out}")

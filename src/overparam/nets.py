@@ -67,11 +67,15 @@ class ReplicaActivation(nn.Module):
         if name == "prelu":
             self.slope = nn.Parameter(torch.full((replicas, 1, 1), PRELU_INIT))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, inplace: bool = False) -> torch.Tensor:
+        """`inplace` overwrites x (meant for a fresh matmul output, which autograd does not keep) where the
+        activation's backward needs only its output (relu, leaky_relu, elu): one buffer fewer per layer."""
         if self.name == "relu":
-            return torch.relu(x)
+            return torch.relu_(x) if inplace else torch.relu(x)
         if self.name == "leaky_relu":
-            return nn.functional.leaky_relu(x, LEAKY_SLOPE)
+            return nn.functional.leaky_relu(x, LEAKY_SLOPE, inplace=inplace)
+        if self.name == "elu":
+            return nn.functional.elu(x, inplace=inplace)
         if self.name == "prelu":
             return torch.where(x >= 0, x, self.slope * x)
         return getattr(nn.functional, self.name)(x)
@@ -200,7 +204,7 @@ class LifeConvNet(nn.Module):
             if is_conv3x3 and self.training and self.dropout > 0 and block < self.blocks - 1:
                 x = self._channel_dropout(x, grid.boards, dropout_generators)
             if index < last or self.head == "clamp":
-                x = act(x)
+                x = act(x, inplace=True)  # x is a fresh matmul output here
             if index == last and self.head == "clamp":
                 x = x.clamp(0.0, 1.0)
         return x
