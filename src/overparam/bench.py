@@ -190,7 +190,8 @@ def trainer_seconds_per_step(config, warmup: int = 2, device="cpu") -> float:
     with tempfile.TemporaryDirectory() as log_dir:
         logger = pl.loggers.TensorBoardLogger(save_dir=log_dir, name="tensorboard", version="", default_hp_metric=False)
         trainer = pl.Trainer(
-            max_steps=max_steps, accelerator=torch.device(device).type, devices=1, logger=logger,
+            max_steps=max_steps, accelerator=torch.device(device).type,
+            devices=[torch.device(device).index or 0] if cuda else 1, logger=logger,
             callbacks=[ProgressLog(max_steps, "none"), clock], enable_checkpointing=False,
             enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
             log_every_n_steps=config.trainer.log_every_n_steps, deterministic=False,

@@ -33,6 +33,13 @@ def fair_coin_boards(generators: Sequence[torch.Generator], count: int, size: in
     return bits.reshape(len(generators), -1)[:, :cells].reshape(len(generators), count, size, size)
 
 
+def _interior_mask(grid: FlatBoards, device) -> torch.Tensor:
+    """`[L]` bool: True at the flat positions of real cells (not padding, nor wrap's ring)."""
+    mask = torch.zeros(grid.length, dtype=torch.bool, device=device)
+    grid.interior(mask)[...] = True
+    return mask
+
+
 @dataclass
 class LifeTask:
     rule: Rule
@@ -101,20 +108,27 @@ class LifeTask:
         return losses.sum((1, 2)) / (self.batch_size * self.train_size**2)
 
     def pattern_target_counts(self, boards: torch.Tensor) -> torch.Tensor:
-        """`[K, 512, 2]` float: how many cells of replica k's boards have 3x3 pattern p and target t."""
+        """`[K, 512, 2]` float: how many cells of replica k's boards have 3x3 pattern p and target t.
+
+        uint8 boards are taken to be 0/1 (as `train_cells` makes them). Counted in the flat layout, where codes
+        and states are contiguous: padding positions go to a spare bin per replica instead of being cut out.
+        """
         replicas, batch, height, width = boards.shape
         grid = FlatBoards(batch, height, width, self.boundary)
-        state = grid.embed((boards != 0).to(torch.uint8))
+        state = grid.embed(boards if boards.dtype == torch.uint8 else (boards != 0).to(torch.uint8))
         codes = grid.codes(state)
         first_codes, table = codes, rule_table(self.rule, boards.device)
         for step in range(self.steps):
             if step:
                 codes = grid.codes(grid.refresh(state))
             state = table.index_select(0, codes.reshape(-1)).view(codes.shape)
-        bins = 2 * grid.interior(first_codes) + grid.interior(state)
-        offsets = torch.arange(replicas, device=bins.device, dtype=bins.dtype).view(-1, 1, 1, 1) * (2 * PATTERN_COUNT)
-        counts = torch.bincount((bins + offsets).reshape(-1), minlength=replicas * 2 * PATTERN_COUNT)
-        return counts.view(replicas, PATTERN_COUNT, 2).to(torch.float32)
+        bins_per_replica = 2 * PATTERN_COUNT + 1  # the last one collects the padding
+        bins = torch.add(state, first_codes, alpha=2)
+        bins.masked_fill_(~_interior_mask(grid, boards.device), 2 * PATTERN_COUNT)
+        bins += torch.arange(0, replicas * bins_per_replica, bins_per_replica, device=bins.device,
+                             dtype=bins.dtype).unsqueeze(1)
+        counts = torch.bincount(bins.reshape(-1), minlength=replicas * bins_per_replica)
+        return counts.view(replicas, bins_per_replica)[:, : 2 * PATTERN_COUNT].reshape(replicas, PATTERN_COUNT, 2).float()
 
     def test_set(self, device) -> tuple[torch.Tensor, torch.Tensor]:
         """The held-out boards `[T, H, W]`, the same for every replica and every job with this test_seed."""
