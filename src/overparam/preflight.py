@@ -108,27 +108,50 @@ def jobs_of(argv: list[str]) -> list[list[str]]:
     return jobs
 
 
-def check(argv: list[str]) -> int:
-    """Validate every job of the command line; return the number of jobs checked."""
+def _job_config(job: list[str], bases: dict) -> dict:
+    """The job's resolved config without `hydra`. Jobs of a grid differ mostly in plain `key=value` overrides, so
+    the config of their group choices (experiment=, task=, ...) is composed once and the plain overrides are set
+    on a copy with the values Hydra's parser gives them; anything else is composed in full, as Hydra would."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
     from omegaconf import OmegaConf
 
+    overrides = OverridesParser.create().parse_overrides(job)
+    groups = [o.input_line for o in overrides if _is_group(o.key_or_group)]
+    plain = [o for o in overrides if not _is_group(o.key_or_group)]
+    simple = all(o.type.name == "CHANGE" for o in plain)
+    config = None
+    if simple:
+        key = tuple(groups)
+        if key not in bases:
+            bases[key] = _compose_or_explain(list(groups))
+        base = bases[key]
+        if all(OmegaConf.select(base, o.key_or_group, default="__missing__") != "__missing__" for o in plain):
+            config = base.copy()
+            for override in plain:
+                OmegaConf.update(config, override.key_or_group, override.value(), merge=False)
+    if config is None:
+        config = _compose_or_explain(job)
+    container = OmegaConf.to_container(config, resolve=False)
+    container.pop("hydra", None)
+    try:
+        return OmegaConf.to_container(OmegaConf.create(container), resolve=True)
+    except Exception as error:  # noqa: BLE001
+        raise ConfigError(f"config does not resolve: {str(error).splitlines()[0]}") from None
+
+
+def _compose_or_explain(job: list[str]):
+    try:
+        return _compose(job)
+    except Exception as error:  # noqa: BLE001 - every composition problem becomes one line
+        raise ConfigError(_explain_composition_error(error, job)) from None
+
+
+def check(argv: list[str]) -> int:
+    """Validate every job of the command line; return the number of jobs checked."""
     jobs = jobs_of(argv)
-    seen = set()
-    for job in jobs:
-        if tuple(job) in seen:
-            continue
-        seen.add(tuple(job))
-        try:
-            config = _compose(job)
-        except Exception as error:  # noqa: BLE001 - every composition problem becomes one line
-            raise ConfigError(_explain_composition_error(error, job)) from None
-        container = OmegaConf.to_container(config, resolve=False)
-        container.pop("hydra", None)
-        try:
-            container = OmegaConf.to_container(OmegaConf.create(container), resolve=True)
-        except Exception as error:  # noqa: BLE001
-            raise ConfigError(f"config does not resolve: {str(error).splitlines()[0]}") from None
-        validate(container)
+    bases: dict = {}
+    for job in {tuple(job): job for job in jobs}.values():
+        validate(_job_config(job, bases))
     return len(jobs)
 
 

@@ -8,6 +8,7 @@ an error, with the nearest valid key suggested); `CHECKS` below adds types and r
 from __future__ import annotations
 
 import difflib
+import functools
 import math
 from pathlib import Path
 
@@ -174,9 +175,13 @@ def _yaml_keys(path: Path, prefix: str) -> dict:
 def known_keys(config: dict) -> dict:
     """Every valid dotted key for this config, with its YAML default: the top level, the chosen task and
     model files (by their `name`), and every optim and trainer file."""
+    return _known_keys(config.get("task", {}).get("name"), config.get("model", {}).get("name"))
+
+
+@functools.lru_cache(maxsize=None)
+def _known_keys(task_name, model_name) -> dict:
     known = _yaml_keys(CONF_DIR / "config.yaml", "")
-    for group in ("task", "model"):
-        name = config.get(group, {}).get("name")
+    for group, name in (("task", task_name), ("model", model_name)):
         files = [p for p in (CONF_DIR / group).glob("*.yaml") if (yaml.safe_load(p.read_text()) or {}).get("name") == name]
         for path in files or (CONF_DIR / group).glob("*.yaml"):
             known.update(_yaml_keys(path, f"{group}."))
