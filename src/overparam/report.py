@@ -28,6 +28,14 @@ from .results import RESULT_FILE, identity, read_result
 WIDTH_KEY = "model.m_factor"
 POOLED_KEYS = ("seed",)  # jobs differing only here pool their replicas
 SUMMARY_FILE = "summary.csv"
+# The custom-scalars charts (TensorBoard's CUSTOM SCALARS tab); the Margin chart draws the Wilson band.
+LAYOUT_CHARTS = {
+    "success rate vs width (step = m_factor)": ["Margin", ["success_rate", "success_ci_low", "success_ci_high"]],
+    "success rate vs parameters per replica (step = params)": ["Multiline", ["success_rate_vs_params"]],
+    "board accuracy vs width": ["Multiline", ["board_accuracy_mean"]],
+    "test R^2 vs width, with the Bayes ceiling": ["Multiline", ["test_r2_mean", "bayes_r2_ceiling"]],
+    "exact recovery vs width": ["Multiline", ["exact_recovery_mean"]],
+}
 # Scalars drawn per curve in TensorBoard (step = m_factor), when a grid point has them.
 CURVE_TAGS = ("success_rate", "success_ci_low", "success_ci_high", "board_accuracy_mean", "exact_recovery_mean",
               "test_r2_mean", "test_mse_mean", "bayes_r2_ceiling", "bayes_mse_floor")
@@ -222,6 +230,7 @@ def write_tensorboard(points: list[GridPoint], directory: Path, figure) -> None:
 
     staging = directory.with_name(directory.name + ".tmp")
     shutil.rmtree(staging, ignore_errors=True)
+    written: set[str] = set()
     for curve, members in curves(points).items():
         with SummaryWriter(str(staging / curve_name(curve))) as writer:
             for point in members:
@@ -233,22 +242,14 @@ def write_tensorboard(points: list[GridPoint], directory: Path, figure) -> None:
                     value = summary.get(tag)
                     if isinstance(value, float) and not math.isnan(value):
                         writer.add_scalar(tag, value, step)
+                        written.add(tag)
                 if point.params_per_replica:
                     writer.add_scalar("success_rate_vs_params", summary["success_rate"], int(point.params_per_replica))
+                    written.add("success_rate_vs_params")
+    # Only the charts this sweep has data for (a Life sweep has no R^2, a QUBO sweep no board accuracy).
+    charts = {title: chart for title, chart in LAYOUT_CHARTS.items() if chart[1][0] in written}
     with SummaryWriter(str(staging / "layout")) as writer:
-        writer.add_custom_scalars(
-            {
-                "overparam sweep": {
-                    "success rate vs width (step = m_factor)": [
-                        "Margin", ["success_rate", "success_ci_low", "success_ci_high"]
-                    ],
-                    "success rate vs parameters per replica": ["Multiline", ["success_rate_vs_params"]],
-                    "board accuracy vs width": ["Multiline", ["board_accuracy_mean"]],
-                    "QUBO: test R^2 vs width, with the Bayes ceiling": ["Multiline", ["test_r2_mean", "bayes_r2_ceiling"]],
-                    "QUBO: exact recovery vs width": ["Multiline", ["exact_recovery_mean"]],
-                }
-            }
-        )
+        writer.add_custom_scalars({"overparam sweep": charts})
         writer.add_figure("success_vs_width", figure)
     shutil.rmtree(directory, ignore_errors=True)
     staging.rename(directory)
