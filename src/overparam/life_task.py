@@ -97,6 +97,8 @@ class LifeTask:
         sum per replica instead of a loss per cell, and its gradient flows to 512 outputs instead of 12,800.
         """
         per_pattern = net.pattern_outputs() if hasattr(net, "pattern_outputs") else None
+        if per_pattern is None and hasattr(net, "flat_outputs"):
+            return self._flat_losses(net, self.train_cells(generators, device), dropout_generators)
         if per_pattern is None:
             boards, targets = self.train_batch(generators, device)
             return self.replica_losses(net(boards, dropout_generators), targets, net.output_kind)
@@ -109,6 +111,32 @@ class LifeTask:
             losses = F.binary_cross_entropy(outputs, targets, weight=counts, reduction="none")
         return losses.sum((1, 2)) / (self.batch_size * self.train_size**2)
 
+    def _flat_losses(self, net, boards: torch.Tensor, dropout_generators) -> torch.Tensor:
+        """The mean loss per replica computed in the flat layout (`FlatBoards`): boards, targets, the net's
+        outputs and the loss stay contiguous, the boards' neighbourhood codes serve both the targets and the
+        net's first block, and padding positions get weight 0."""
+        replicas, batch, height, width = boards.shape
+        grid = FlatBoards(batch, height, width, self.boundary)
+        alive = grid.embed(boards if boards.dtype == torch.uint8 else (boards != 0).to(torch.uint8))
+        codes = grid.codes(alive)
+        outputs = net.flat_outputs(alive, grid, dropout_generators, codes)
+        targets = self._flat_targets(alive, codes, grid).to(outputs.dtype)
+        weight = _interior_mask(grid, outputs.device).to(outputs.dtype)
+        if net.output_kind == "logits":
+            losses = F.binary_cross_entropy_with_logits(outputs, targets, weight=weight, reduction="none")
+        else:
+            losses = F.binary_cross_entropy(outputs, targets, weight=weight.expand_as(outputs), reduction="none")
+        return losses.sum(-1) / (batch * height * width)
+
+    def _flat_targets(self, alive: torch.Tensor, codes: torch.Tensor, grid: FlatBoards) -> torch.Tensor:
+        """uint8 `[K, L]`: the flat boards `alive` (whose codes are `codes`) after `steps` generations."""
+        state, table = alive, rule_table(self.rule, alive.device)
+        for step in range(self.steps):
+            if step:
+                codes = grid.codes(grid.refresh(state))
+            state = table.index_select(0, codes.reshape(-1)).view(codes.shape)
+        return state
+
     def pattern_target_counts(self, boards: torch.Tensor) -> torch.Tensor:
         """`[K, 512, 2]` float: how many cells of replica k's boards have 3x3 pattern p and target t.
 
@@ -118,12 +146,8 @@ class LifeTask:
         replicas, batch, height, width = boards.shape
         grid = FlatBoards(batch, height, width, self.boundary)
         state = grid.embed(boards if boards.dtype == torch.uint8 else (boards != 0).to(torch.uint8))
-        codes = grid.codes(state)
-        first_codes, table = codes, rule_table(self.rule, boards.device)
-        for step in range(self.steps):
-            if step:
-                codes = grid.codes(grid.refresh(state))
-            state = table.index_select(0, codes.reshape(-1)).view(codes.shape)
+        first_codes = grid.codes(state)
+        state = self._flat_targets(state, first_codes, grid)
         bins_per_replica = 2 * PATTERN_COUNT + 1  # the last one collects the padding
         bins = torch.add(state, first_codes, alpha=2)
         interior = _interior_mask(grid, boards.device).to(bins.dtype)

@@ -173,15 +173,19 @@ class LifeConvNet(nn.Module):
         """
         replicas, batch, height, width = boards.shape
         grid = FlatBoards(batch, height, width, self.boundary)
-        dropout_in_first_block = self.training and self.dropout > 0 and self.blocks > 1
-        if dropout_in_first_block:
-            x, start = grid.embed(boards).unsqueeze(1), 0
+        return grid.interior(self.flat_outputs(grid.embed(boards.to(torch.uint8)), grid, dropout_generators))
+
+    def flat_outputs(self, alive, grid, dropout_generators=None, codes=None) -> torch.Tensor:
+        """`forward` on boards already laid out flat: 0/1 uint8 `alive [K, L]` (`grid.embed`) in, `[K, L]` out
+        (padding positions hold values to ignore). `codes` may pass in `grid.codes(alive)` if already made."""
+        dtype = self.layers[0].weight.dtype
+        if self.training and self.dropout > 0 and self.blocks > 1:  # Dropout2d in the first block
+            x, start = alive.to(dtype).unsqueeze(1), 0
         else:
             start = self.layers_per_block if self.blocks > 1 else len(self.layers)
-            table = self._run_layers(pattern_matrix(boards.dtype, boards.device).expand(replicas, -1, -1), 0, start)
-            x = lookup(table, grid.codes(grid.embed(boards.to(torch.uint8))))
-        x = self._run_layers(x, start, len(self.layers), grid, dropout_generators)
-        return grid.interior(x[:, 0])
+            table = self._run_layers(pattern_matrix(dtype, alive.device).expand(alive.shape[0], -1, -1), 0, start)
+            x = lookup(table, grid.codes(alive) if codes is None else codes)
+        return self._run_layers(x, start, len(self.layers), grid, dropout_generators)[:, 0]
 
     def pattern_outputs(self) -> torch.Tensor | None:
         """`[K, 512]` outputs for each 3x3 pattern when the whole net is a function of a cell's neighbourhood
