@@ -57,3 +57,17 @@ def test_pattern_target_counts_match_a_direct_count():
     for k in range(2):
         expected[k].view(-1).index_add_(0, (2 * codes[k] + targets[k].long()).reshape(-1), torch.ones(8 * 36))
     assert torch.equal(counts, expected) and counts.sum() == 2 * 8 * 36
+
+
+def test_cached_pattern_tables_made_under_inference_mode_still_train():
+    from overparam.patterns import _pattern_matrix, _rule_table
+
+    _pattern_matrix.cache_clear()
+    _rule_table.cache_clear()
+    net = LifeConvNet(2, 1, 2)
+    net.reset_parameters([1, 2])
+    with torch.inference_mode():
+        net(torch.zeros(2, 3, 5, 5))
+        life_run(torch.zeros(3, 5, 5), 1, parse_rule("B3/S23", "moore"))
+    net.pattern_outputs().sum().backward()
+    assert net.layers[0].weight.grad.abs().sum() > 0

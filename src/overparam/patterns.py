@@ -8,6 +8,8 @@ numbers for a fraction of the work: a batch of 128 10x10 boards has 12,800 cells
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from .life import CENTER, NEIGHBOR_INDICES, Rule
@@ -15,14 +17,36 @@ from .life import CENTER, NEIGHBOR_INDICES, Rule
 PATTERN_COUNT = 512
 
 
+def _device_key(device) -> torch.device:
+    """A cache key naming one device: "cuda" means the current GPU, so it gets its index."""
+    device = torch.device(device if device is not None else "cpu")
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", torch.cuda.current_device())
+    return device
+
+
 def pattern_matrix(dtype=torch.float32, device=None) -> torch.Tensor:
-    """`[9, 512]`: column c is the neighbourhood with code c (row j = stencil offset j, `STENCIL` order)."""
+    """`[9, 512]`: column c is the neighbourhood with code c (row j = stencil offset j, `STENCIL` order).
+    Made once per (dtype, device) and shared: read it, never write into it."""
+    return _pattern_matrix(dtype, _device_key(device))
+
+
+@functools.lru_cache(maxsize=16)
+@torch.inference_mode(False)  # a cached tensor made under inference_mode could not be saved for backward later
+def _pattern_matrix(dtype, device) -> torch.Tensor:
     codes = torch.arange(PATTERN_COUNT, device=device)
     return ((codes[None, :] >> torch.arange(9, device=device)[:, None]) & 1).to(dtype)
 
 
 def rule_table(rule: Rule, device=None) -> torch.Tensor:
-    """`[512]` uint8: the next state of the centre cell of every neighbourhood pattern."""
+    """`[512]` uint8: the next state of the centre cell of every neighbourhood pattern.
+    Made once per (rule, device) and shared (a training step used to rebuild it: ~4% of a one-step step)."""
+    return _rule_table(rule, _device_key(device))
+
+
+@functools.lru_cache(maxsize=64)
+@torch.inference_mode(False)
+def _rule_table(rule: Rule, device) -> torch.Tensor:
     bits = pattern_matrix(torch.int64, device)
     neighbors = bits[NEIGHBOR_INDICES[rule.neighborhood]].sum(0)
     alive = bits[CENTER]
