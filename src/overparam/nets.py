@@ -171,7 +171,7 @@ class LifeConvNet(nn.Module):
         and gradients summed per pattern, instead of per cell. Not when Dropout2d acts inside that span
         (its mask differs per board), where every cell goes through the convs.
         """
-        replicas, batch, height, width = boards.shape
+        _, batch, height, width = boards.shape
         grid = FlatBoards(batch, height, width, self.boundary)
         return grid.interior(self.flat_outputs(grid.embed(boards.to(torch.uint8)), grid, dropout_generators))
 
