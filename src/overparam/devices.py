@@ -231,13 +231,6 @@ def keep_freed_memory() -> bool:
     return bool(mallopt(m_mmap_max, 0)) and bool(mallopt(m_trim_threshold, 2**31 - 1))
 
 
-def setup_job(config) -> torch.device:
-    """Threads and device without holding a GPU lock (a single job on its own machine)."""
-    keep_freed_memory()
-    torch.set_num_threads(threads_for(config.threads, parallel_jobs()))
-    return choose_device(config.trainer.accelerator)
-
-
 def describe_job(config, device: torch.device | None = None) -> dict:
     return {
         "device": str(device) if device is not None else config.trainer.accelerator,
