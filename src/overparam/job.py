@@ -128,6 +128,9 @@ def _train(config: DictConfig, resolved: dict, job_dir: Path, device) -> dict:
         deterministic=False,
     )
     trainer.fit(module, train_dataloaders=range(config.trainer.max_steps), ckpt_path=resume_from)
+    if trainer.global_step != config.trainer.max_steps:
+        # Lightning can return early (a callback asking to stop, an interrupted loop): never record that as done.
+        raise RuntimeError(f"training stopped at step {trainer.global_step} of {config.trainer.max_steps}")
 
     per_replica = module.evaluate()
     summary = summarize(per_replica)
