@@ -12,8 +12,9 @@ from .atomic import atomic_write_text
 RESULT_FILE = "result.json"
 SCHEMA_VERSION = 1
 # Config keys that change how a job runs, not what it computes: they never make a finished job stale.
-NON_IDENTITY_KEYS = ("force", "threads", "trainer.accelerator", "trainer.progress", "trainer.log_every_n_steps",
-                     "trainer.checkpoint_every_n_steps")
+# `name` only picks the sweep folder, so sweeps merged from differently named folders still share curves.
+NON_IDENTITY_KEYS = ("force", "threads", "name", "trainer.accelerator", "trainer.progress", "trainer.log_every_n_steps",
+                     "trainer.checkpoint_every_n_steps", "trainer.keep_checkpoints")
 
 
 def _finite(value: Any) -> Any:
