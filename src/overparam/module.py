@@ -12,24 +12,11 @@ from collections.abc import Sequence
 import pytorch_lightning as pl
 import torch
 
+from .optim import build_optimizer
 from .seeds import replica_generator
 
-OPTIMIZERS = ("adam", "adamw", "sgd")
 # Optimizer state that carries a replica's past gradients; zeroed to freeze a diverged replica.
 _MOMENTUM_STATE = ("exp_avg", "exp_avg_sq", "momentum_buffer", "max_exp_avg_sq")
-
-
-def build_optimizer(params, optim) -> torch.optim.Optimizer:
-    name = optim.name
-    if name == "adam":
-        return torch.optim.Adam(params, lr=optim.lr, betas=tuple(optim.betas), weight_decay=optim.weight_decay)
-    if name == "adamw":
-        return torch.optim.AdamW(params, lr=optim.lr, betas=tuple(optim.betas), weight_decay=optim.weight_decay)
-    if name == "sgd":
-        return torch.optim.SGD(
-            params, lr=optim.lr, momentum=optim.momentum, nesterov=optim.nesterov, weight_decay=optim.weight_decay
-        )
-    raise ValueError(f"optim.name={name!r} is not one of {', '.join(OPTIMIZERS)}")
 
 
 class ReplicaModule(pl.LightningModule):

@@ -14,10 +14,13 @@ from pathlib import Path
 
 import yaml
 
+# The allowed values live beside the code that uses them; validation only reads them.
+from .devices import ACCELERATORS
+from .life import BOUNDARIES, NEIGHBORHOODS
+from .nets import ACTIVATIONS, HEADS, LAYOUTS
+from .optim import OPTIMIZERS
+
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
-ACTIVATIONS = ("relu", "leaky_relu", "elu", "gelu", "prelu", "silu")
-NEIGHBORHOODS = ("moore", "von_neumann")
-BOUNDARIES = ("dead", "wrap")
 
 
 class ConfigError(ValueError):
@@ -135,20 +138,20 @@ CHECKS = {
     "model.m_factor": integer(1),
     "model.d_factor": number(0.0, exclusive_minimum=True),
     "model.activation": choice(*ACTIVATIONS),
-    "model.head": choice("sigmoid", "clamp"),
-    "model.layout": choice("firner", "springer_kenyon"),
+    "model.head": choice(*HEADS),
+    "model.layout": choice(*LAYOUTS),
     "model.normalize": boolean,
     "model.dropout": number(0.0, below=1.0),
     "model.presolve": boolean,
     "model.hidden": hidden_widths,
-    "optim.name": choice("adam", "adamw", "sgd"),
+    "optim.name": choice(*OPTIMIZERS),
     "optim.lr": number(0.0, exclusive_minimum=True),
     "optim.momentum": number(0.0, below=1.0),
     "optim.nesterov": boolean,
     "optim.weight_decay": number(0.0),
     "optim.betas": betas,
     "trainer.max_steps": integer(1),
-    "trainer.accelerator": choice("auto", "cpu", "gpu", "cuda"),
+    "trainer.accelerator": choice(*ACCELERATORS),
     "trainer.progress": choice("log", "bar", "none"),
     "trainer.log_every_n_steps": integer(1),
     "trainer.checkpoint_every_n_steps": integer(0),
