@@ -42,6 +42,19 @@ def _interior_mask(grid: FlatBoards, device) -> torch.Tensor:
     return mask
 
 
+def _binary_cross_entropy(outputs, targets, output_kind: str, weight=None) -> torch.Tensor:
+    """Elementwise BCE on logits (sigmoid head) or probabilities (clamp head), optionally weighted."""
+    if output_kind == "logits":
+        return F.binary_cross_entropy_with_logits(outputs, targets, weight=weight, reduction="none")
+    weight = None if weight is None else weight.expand_as(outputs)
+    return F.binary_cross_entropy(outputs, targets, weight=weight, reduction="none")
+
+
+def _embed_cells(grid: FlatBoards, boards: torch.Tensor) -> torch.Tensor:
+    """0/1 boards (uint8 as `train_cells` makes them, or any other dtype) in the flat layout, as uint8."""
+    return grid.embed(boards if boards.dtype == torch.uint8 else (boards != 0).to(torch.uint8))
+
+
 @dataclass
 class LifeTask:
     rule: Rule
@@ -104,11 +117,9 @@ class LifeTask:
             return self.replica_losses(net(boards, dropout_generators), targets, net.output_kind)
         counts = self.pattern_target_counts(self.train_cells(generators, device))
         outputs = per_pattern.unsqueeze(-1).expand(-1, -1, 2)
-        targets = torch.tensor([0.0, 1.0], device=outputs.device).expand_as(outputs)
-        if net.output_kind == "logits":
-            losses = F.binary_cross_entropy_with_logits(outputs, targets, weight=counts, reduction="none")
-        else:
-            losses = F.binary_cross_entropy(outputs, targets, weight=counts, reduction="none")
+        # made on the device, so no host-to-device copy per step
+        targets = torch.arange(2, device=outputs.device, dtype=outputs.dtype).expand_as(outputs)
+        losses = _binary_cross_entropy(outputs, targets, net.output_kind, weight=counts)
         return losses.sum((1, 2)) / (self.batch_size * self.train_size**2)
 
     def _flat_losses(self, net, boards: torch.Tensor, dropout_generators) -> torch.Tensor:
@@ -117,15 +128,12 @@ class LifeTask:
         net's first block, and padding positions get weight 0."""
         replicas, batch, height, width = boards.shape
         grid = FlatBoards(batch, height, width, self.boundary)
-        alive = grid.embed(boards if boards.dtype == torch.uint8 else (boards != 0).to(torch.uint8))
+        alive = _embed_cells(grid, boards)
         codes = grid.codes(alive)
         outputs = net.flat_outputs(alive, grid, dropout_generators, codes)
         targets = self._flat_targets(alive, codes, grid).to(outputs.dtype)
         weight = _interior_mask(grid, outputs.device).to(outputs.dtype)
-        if net.output_kind == "logits":
-            losses = F.binary_cross_entropy_with_logits(outputs, targets, weight=weight, reduction="none")
-        else:
-            losses = F.binary_cross_entropy(outputs, targets, weight=weight.expand_as(outputs), reduction="none")
+        losses = _binary_cross_entropy(outputs, targets, net.output_kind, weight=weight)
         return losses.sum(-1) / (batch * height * width)
 
     def _flat_targets(self, alive: torch.Tensor, codes: torch.Tensor, grid: FlatBoards) -> torch.Tensor:
@@ -145,7 +153,7 @@ class LifeTask:
         """
         replicas, batch, height, width = boards.shape
         grid = FlatBoards(batch, height, width, self.boundary)
-        state = grid.embed(boards if boards.dtype == torch.uint8 else (boards != 0).to(torch.uint8))
+        state = _embed_cells(grid, boards)
         first_codes = grid.codes(state)
         state = self._flat_targets(state, first_codes, grid)
         bins_per_replica = 2 * PATTERN_COUNT + 1  # the last one collects the padding
@@ -166,11 +174,7 @@ class LifeTask:
     @staticmethod
     def replica_losses(outputs: torch.Tensor, targets: torch.Tensor, output_kind: str) -> torch.Tensor:
         """Mean binary cross-entropy per replica, `[K]`."""
-        if output_kind == "logits":
-            losses = F.binary_cross_entropy_with_logits(outputs, targets, reduction="none")
-        else:
-            losses = F.binary_cross_entropy(outputs, targets, reduction="none")
-        return losses.flatten(1).mean(1)
+        return _binary_cross_entropy(outputs, targets, output_kind).flatten(1).mean(1)
 
     @torch.no_grad()
     def evaluate(
