@@ -14,9 +14,11 @@ def main(config: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
+    from overparam.config import register_schemas
     from overparam.devices import register_resolvers
     from overparam.preflight import preflight
 
+    register_schemas()  # conf/task/*.yaml and conf/model/*.yaml extend their classes' schemas
     register_resolvers()  # ${overparam.n_jobs:...} in conf/hydra/launcher/local_gpus.yaml
 
     preflight(sys.argv[1:])  # every job's config is validated before the first one starts

@@ -20,8 +20,6 @@ def root() -> Path:
 
 def compose(overrides=()):
     """The real config tree, composed as `python run.py <overrides>` would."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
+    from overparam.config import compose as compose_config
 
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        return hydra_compose(config_name="config", overrides=list(overrides))
+    return compose_config(overrides)

@@ -3,9 +3,10 @@
 import pytest
 import torch
 
-from overparam.life import life_run, parse_rule
-from overparam.life_task import LifeTask, fair_coin_boards
-from overparam.nets import LifeConvNet
+from overparam.tasks.life import life_run, parse_rule
+from overparam.tasks.life import LifeTask
+from overparam.tasks.life.simulate import fair_coin_boards
+from overparam.nets.life_conv import LifeConvNet
 
 
 def generators(count):
@@ -60,7 +61,7 @@ def test_pattern_target_counts_match_a_direct_count():
 
 
 def test_cached_pattern_tables_made_under_inference_mode_still_train():
-    from overparam.patterns import _pattern_matrix, _rule_table
+    from overparam.tasks.life.patterns import _pattern_matrix, _rule_table
 
     _pattern_matrix.cache_clear()
     _rule_table.cache_clear()

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from overparam import life_step, parse_rule
-from overparam.life import life_run, sample_boards
+from overparam.tasks.life import life_run, sample_boards
 
 
 def board(rows):
@@ -76,7 +76,7 @@ def test_every_neighbourhood_follows_the_rule():
         codes = torch.arange(512)
         boards = ((codes[:, None] >> torch.arange(9)) & 1).float().reshape(512, 3, 3)
         centre = life_step(boards, rule, neighborhood)[:, 1, 1]
-        from overparam.life import NEIGHBOR_INDICES
+        from overparam.tasks.life.rules import NEIGHBOR_INDICES
 
         flat = boards.reshape(512, 9)
         neighbours = flat[:, NEIGHBOR_INDICES[neighborhood]].sum(1).long()

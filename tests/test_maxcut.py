@@ -10,8 +10,8 @@ import torch
 from omegaconf import OmegaConf
 
 import overparam
-from overparam import maxcut
-from overparam.maxcut import (
+from overparam.tasks.maxcut import qubo as maxcut
+from overparam.tasks.maxcut.qubo import (
     adjacency_from_edges,
     decode_adjacency,
     edge_list_bayes_prediction,
@@ -21,9 +21,10 @@ from overparam.maxcut import (
     random_graph_edges,
     sort_edges,
 )
-from overparam.maxcut_task import MaxCutTask, validate_maxcut
+from overparam.tasks.maxcut.task import MaxCutTask
+from overparam.validate import ConfigError, validate
 from overparam.metrics import pooled_r2
-from overparam.mlp import ReplicaMLP
+from overparam.nets.mlp import ReplicaMLP
 from overparam.seeds import replica_generator, replica_seed
 
 from conftest import compose
@@ -211,25 +212,23 @@ def test_evaluate_scores_an_exact_and_a_constant_predictor(tmp_path):
 
 
 def test_bad_parameters_fail_at_once_naming_the_key():
-    good = OmegaConf.to_container(compose(["task=maxcut", "model=mlp"]).task)
-    validate_maxcut(good)
-    validate_maxcut(OmegaConf.create(good))
+    good = OmegaConf.to_container(compose(["task=maxcut", "model=mlp"]))
+    validate(good)
+    validate(OmegaConf.create(good))
     cases = {
-        "edges": (3000, "task.edges=3000 must be an integer in 1..2016"),
-        "encoding": ("adjacency_list", "task.encoding='adjacency_list' is not one of adjacency, edge_list, sorted_edge_list"),
-        "adjacency_part": ("lower", "task.adjacency_part='lower' is not one of full, upper"),
+        "edges": (3000, "task.edges=3000: must be an integer in 1..2016"),
+        "encoding": ("adjacency_list", "task.encoding='adjacency_list': must be one of adjacency, edge_list, sorted_edge_list"),
+        "adjacency_part": ("lower", "task.adjacency_part='lower': must be one of full, upper"),
         "samples": (5, "task.samples=5"),
         "nodes": (1, "task.nodes=1"),
     }
     for key, (value, message) in cases.items():
-        with pytest.raises(ValueError) as error:
-            MaxCutTask.from_config(OmegaConf.create({**good, key: value}))
+        with pytest.raises(ConfigError) as error:
+            validate({**good, "task": {**good["task"], key: value}})
         assert message in str(error.value) and "\n" not in str(error.value)
 
 
 def test_the_validation_layer_rejects_bad_maxcut_configs_before_any_work():
-    from overparam.validate import validate
-
     validate(compose(["experiment=qubo_structural_bias_cpu"]))
     with pytest.raises(ValueError, match="task.edges=121"):
         validate(compose(["experiment=qubo_structural_bias_cpu", "task.edges=121"]))

@@ -5,9 +5,11 @@ import itertools
 import pytest
 import torch
 
-from overparam.build import blocks_for
-from overparam.life import NEIGHBOR_INDICES, life_run, parse_rule, sample_boards
-from overparam.nets import ACTIVATIONS, LifeConvNet
+from overparam.nets.life_conv import blocks_for
+from overparam.tasks.life import life_run, parse_rule, sample_boards
+from overparam.tasks.life.rules import NEIGHBOR_INDICES
+from overparam.nets.life_conv import LifeConvNet
+from overparam.nets.replica import ACTIVATIONS
 
 
 @pytest.mark.parametrize("m, expected", [(1, 25), (5, 161), (20, 1241), (100, 22201)])

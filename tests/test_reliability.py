@@ -157,14 +157,14 @@ def test_fuzzed_configs_either_run_cleanly_or_fail_with_the_clean_error(tmp_path
 
 def test_a_job_lightning_stops_early_is_recorded_as_failed_not_done(tmp_path, monkeypatch):
     from conftest import compose
-    from overparam import job, progress
+    from overparam import job, progress, training
     from overparam.results import read_result
 
     class StopAtOnce(progress.ProgressLog):
         def on_train_batch_end(self, trainer, *args):
             trainer.should_stop = True
 
-    monkeypatch.setattr(job, "ProgressLog", StopAtOnce)
+    monkeypatch.setattr(training, "ProgressLog", StopAtOnce)
     config = compose(["trials=2", *TINY])
     with pytest.raises(RuntimeError, match="training stopped at step 1 of 40"):
         job.run(config, tmp_path)

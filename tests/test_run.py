@@ -27,7 +27,7 @@ def test_presets_compose_to_the_published_settings():
     springer = compose(["experiment=springer_kenyon", "task.steps=2"])
     from overparam.build import build_net, build_task
 
-    net = build_net(springer.model, springer.task, build_task(springer.task), [0])
+    net = build_net(springer.model, build_task(springer.task), [0])
     assert net.params_per_replica() == 23 * 2 + 2 and springer.task.neighborhood == "moore"
 
 

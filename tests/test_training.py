@@ -5,7 +5,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from overparam.build import build_net, build_task
+from overparam.build import build_net, build_optimizer, build_task
 from overparam.module import ReplicaModule
 from overparam.seeds import replica_seed
 
@@ -14,8 +14,8 @@ from conftest import compose
 
 def fit(config, seeds, steps):
     task = build_task(config.task)
-    net = build_net(config.model, config.task, task, seeds)
-    module = ReplicaModule(task, net, seeds, config.optim)
+    net = build_net(config.model, task, seeds)
+    module = ReplicaModule(task, net, seeds, build_optimizer(config.optim))
     trainer = pl.Trainer(
         max_steps=steps, accelerator="cpu", logger=False, enable_checkpointing=False,
         enable_progress_bar=False, enable_model_summary=False,
@@ -49,11 +49,11 @@ def test_a_nan_replica_is_frozen_and_marked_while_the_others_train_on():
     reference = fit(config, seeds, steps=20)
 
     task = build_task(config.task)
-    net = build_net(config.model, config.task, task, seeds)
+    net = build_net(config.model, task, seeds)
     with torch.no_grad():
         net.layers[0].bias[1] = float("nan")
     poisoned_start = [p[1].clone() for p in net.parameters()]
-    module = ReplicaModule(task, net, seeds, config.optim)
+    module = ReplicaModule(task, net, seeds, build_optimizer(config.optim))
     pl.Trainer(max_steps=20, accelerator="cpu", logger=False, enable_checkpointing=False,
                enable_progress_bar=False, enable_model_summary=False).fit(module, train_dataloaders=range(20))
     assert module.alive.tolist() == [True, False, True]

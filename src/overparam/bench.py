@@ -34,9 +34,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .life import life_run, parse_rule
+from omegaconf import OmegaConf
 
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+from .config import compose
+from .tasks.life import life_run, parse_rule
 BOARD, BATCH = 10, 128
 
 
@@ -126,27 +127,14 @@ def reference_seconds_per_step(m: int, steps: int, rule, seconds: float, device=
 
 
 def compose_config(m: int, steps: int, replicas: int, max_steps: int):
-    from hydra import compose, initialize_config_dir
-
-    overrides = [f"model.m_factor={m}", f"task.steps={steps}", f"trials={replicas}", f"trainer.max_steps={max_steps}",
-                 f"task.train_size={BOARD}", f"task.batch_size={BATCH}"]
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose(config_name="config", overrides=overrides)
-
-
-def build_module(config):
-    from .build import build_net, build_task
-    from .job import replica_seeds
-    from .module import ReplicaModule
-
-    task = build_task(config.task)
-    seeds = replica_seeds(config)
-    net = build_net(config.model, config.task, task, seeds)
-    return ReplicaModule(task, net, seeds, config.optim, log_every=config.trainer.log_every_n_steps)
+    return compose([f"model.m_factor={m}", f"task.steps={steps}", f"trials={replicas}", f"trainer.max_steps={max_steps}",
+                    f"task.train_size={BOARD}", f"task.batch_size={BATCH}"])
 
 
 def raw_loop_seconds_per_step(config, seconds: float, warmup: int = 2, min_steps: int = 5, device="cpu") -> float:
     """The module's own training_step, backward and optimizer step, with no Trainer around them."""
+    from .training import build_module
+
     module = build_module(config).to(device)
     cuda = torch.device(device).type == "cuda"
     module.setup("fit")
@@ -170,7 +158,7 @@ def trainer_seconds_per_step(config, warmup: int = 2, device="cpu") -> float:
     """
     import pytorch_lightning as pl
 
-    from .progress import ProgressLog
+    from .training import build_module, build_trainer
 
     cuda = torch.device(device).type == "cuda"
     max_steps = config.trainer.max_steps
@@ -188,14 +176,8 @@ def trainer_seconds_per_step(config, warmup: int = 2, device="cpu") -> float:
 
     clock = StepClock()
     with tempfile.TemporaryDirectory() as log_dir:
-        logger = pl.loggers.TensorBoardLogger(save_dir=log_dir, name="tensorboard", version="", default_hp_metric=False)
-        trainer = pl.Trainer(
-            max_steps=max_steps, accelerator=torch.device(device).type,
-            devices=[torch.device(device).index or 0] if cuda else 1, logger=logger,
-            callbacks=[ProgressLog(max_steps, "none"), clock], enable_checkpointing=False,
-            enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
-            log_every_n_steps=config.trainer.log_every_n_steps, deterministic=False,
-        )
+        settings = OmegaConf.merge(config.trainer, {"progress": "none"})
+        trainer = build_trainer(settings, torch.device(device), log_dir, callbacks=[clock])
         trainer.fit(build_module(config), train_dataloaders=range(max_steps))
     if cuda:
         first, last = clock.ends
@@ -220,36 +202,21 @@ def overparam_point(m: int, steps: int, replicas: int, seconds: float, raw_loop:
 
 
 def mlp_seconds_per_step(size: int, batch: int, seconds: float, device="cpu") -> tuple[float, str]:
-    """One optimizer step of the adjacency-target MLP (K = 1), with the project's MLP when it exists."""
-    net, source = None, "stand-in (batched [K, in, out] weight + baddbmm)"
-    try:
-        from . import mlp  # written by another issue; its API may differ, so fall back on any surprise
+    """One optimizer step of the adjacency-target MLP (K = 1, `overparam.nets.mlp.ReplicaMLP`)."""
+    from .nets.mlp import ReplicaMLP
 
-        net = mlp.ReplicaMLP(replicas=1, inputs=size, outputs=size, hidden=[], activation="relu")
-        net.reset_parameters([0])
-        net.to(device)
-        source = "overparam.mlp.ReplicaMLP"
-    except Exception:  # noqa: BLE001
-        net = None
-    if net is None:
-        weight = nn.Parameter(torch.randn(1, size, size, device=device) / size**0.5)
-        bias = nn.Parameter(torch.zeros(1, 1, size, device=device))
-        params = [weight, bias]
-
-        def forward(x):
-            return torch.baddbmm(bias, x, weight)
-    else:
-        params = list(net.parameters())
-        forward = net
-    optimizer = torch.optim.SGD(params, lr=1e-3, momentum=0.9)
+    net = ReplicaMLP(replicas=1, inputs=size, outputs=size, hidden=[], activation="relu")
+    net.reset_parameters([0])
+    net.to(device)
+    optimizer = torch.optim.SGD(net.parameters(), lr=1e-3, momentum=0.9)
     inputs, targets = torch.randn(1, batch, size, device=device), torch.randn(1, batch, size, device=device)
 
     def step():
         optimizer.zero_grad(set_to_none=True)
-        nn.functional.mse_loss(forward(inputs), targets).backward()
+        nn.functional.mse_loss(net(inputs), targets).backward()
         optimizer.step()
 
-    return _timed(step, seconds, warmup=1, min_steps=2, device=device), source
+    return _timed(step, seconds, warmup=1, min_steps=2, device=device), "overparam.nets.mlp.ReplicaMLP"
 
 
 # ----- thread policy ------------------------------------------------------------------------------------------------

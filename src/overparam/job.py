@@ -8,61 +8,26 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import shutil
-import warnings
 import time
 import traceback
+import warnings
 from pathlib import Path
 
-import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
 
 from . import devices
-from .checkpoints import AtomicCheckpointIO, checkpoint_to_resume, forget_checkpoints
-from .metrics import wilson_interval
-from .module import ReplicaModule
-from .progress import ProgressLog
+from .checkpoints import checkpoint_to_resume, forget_checkpoints
+from .metrics import summarize
 from .results import RESULT_FILE, identity, is_done, read_result, write_result
-from .seeds import replica_seed
+from .training import build_module, build_trainer
 from .validate import validate
 
 # Lightning's start-up banner (GPU available..., tips) says nothing a result file does not.
 logging.getLogger("pytorch_lightning.utilities.rank_zero").setLevel(logging.WARNING)
 warnings.filterwarnings("ignore", message=".*LeafSpec.*")
 warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
-from .build import build_net, build_task, grid_point
-
-
-def replica_seeds(config) -> list[int]:
-    return [replica_seed(config.seed, index) for index in range(config.trials)]
-
-
-def summarize(per_replica: list[dict]) -> dict:
-    """Job-level numbers from per-replica rows: success rate with its Wilson interval, and means."""
-    trials = len(per_replica)
-    successes = sum(row["success"] for row in per_replica)
-    low, high = wilson_interval(successes, trials)
-
-    def mean(key):
-        values = [row[key] for row in per_replica if row.get(key) is not None and math.isfinite(row[key])]
-        return sum(values) / len(values) if values else None
-
-    summary = {
-        "trials": trials,
-        "successes": successes,
-        "success_rate": successes / trials,
-        "success_ci_low": low,
-        "success_ci_high": high,
-        "diverged": sum(row.get("diverged", False) for row in per_replica),
-    }
-    for key in ("board_accuracy", "cell_accuracy", "exact_recovery", "final_loss", "test_r2", "test_mse", "train_mse"):
-        if any(key in row for row in per_replica):
-            summary[f"{key}_mean"] = mean(key)
-    if any("collapsed" in row for row in per_replica):
-        summary["collapsed_fraction"] = sum(row.get("collapsed", False) for row in per_replica) / trials
-    return summary
 
 
 def run(config: DictConfig, job_dir: str | Path, multirun: bool = False) -> dict:
@@ -94,39 +59,15 @@ def run(config: DictConfig, job_dir: str | Path, multirun: bool = False) -> dict
 
 def _train(config: DictConfig, resolved: dict, job_dir: Path, device) -> dict:
     started, started_at = time.perf_counter(), time.time()
-    task = build_task(config.task)
-    seeds = replica_seeds(config)
-    net = build_net(config.model, config.task, task, seeds)
-    module = ReplicaModule(task, net, seeds, config.optim, log_every=config.trainer.log_every_n_steps)
+    module = build_module(config)
+    task, net = module.task, module.net
 
     checkpoint_dir = job_dir / "checkpoints"
     resume_from = checkpoint_to_resume(checkpoint_dir, identity(resolved))
     if resume_from is None:
         # A fresh start: curves of an earlier, killed attempt would overlap the new ones in TensorBoard.
         shutil.rmtree(job_dir / "tensorboard", ignore_errors=True)
-    logger = pl.loggers.TensorBoardLogger(
-        save_dir=str(job_dir), name="tensorboard", version="", default_hp_metric=False
-    )
-    callbacks: list[pl.Callback] = [ProgressLog(config.trainer.max_steps, config.trainer.progress)]
-    every = config.trainer.checkpoint_every_n_steps
-    if every:
-        callbacks.append(
-            pl.callbacks.ModelCheckpoint(dirpath=checkpoint_dir, every_n_train_steps=every, save_last=True, save_top_k=0)
-        )
-    trainer = pl.Trainer(
-        max_steps=config.trainer.max_steps,
-        accelerator=device.type,
-        devices=[device.index or 0] if device.type == "cuda" else 1,
-        logger=logger,
-        callbacks=callbacks,
-        plugins=[AtomicCheckpointIO()],
-        enable_checkpointing=bool(every),
-        enable_progress_bar=config.trainer.progress == "bar",
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        log_every_n_steps=config.trainer.log_every_n_steps,
-        deterministic=False,
-    )
+    trainer = build_trainer(config.trainer, device, job_dir, checkpoint_dir)
     trainer.fit(module, train_dataloaders=range(config.trainer.max_steps), ckpt_path=resume_from)
     if trainer.global_step != config.trainer.max_steps:
         # Lightning can return early (a callback asking to stop, an interrupted loop): never record that as done.
@@ -134,12 +75,19 @@ def _train(config: DictConfig, resolved: dict, job_dir: Path, device) -> dict:
 
     per_replica = module.evaluate()
     summary = summarize(per_replica)
+    extras = task.result_extras()
     result = {
         "status": "ok",
-        **grid_point(config),
+        "task": task.name,
+        "m_factor": net.m_factor,
+        "activation": net.activation,
+        **task.grid_point(),
+        **net.grid_point(),
         "params_per_replica": net.params_per_replica(),
         **summary,
-        **task.result_extras(),
+        **extras,
+        "extra_keys": list(extras),
+        "charts": task.CHARTS,
         "per_replica": per_replica,
         "trained_steps": trainer.global_step,
         "resumed_from_step": _checkpoint_step(resume_from),
@@ -149,8 +97,8 @@ def _train(config: DictConfig, resolved: dict, job_dir: Path, device) -> dict:
         **devices.describe_job(config, device),
         "config": resolved,
     }
-    logger.log_hyperparams(_flat_hparams(resolved), {f"final/{k}": v for k, v in _scalars(summary).items()})
-    logger.finalize("success")
+    trainer.logger.log_hyperparams(_flat_hparams(resolved), {f"final/{k}": v for k, v in _scalars(summary).items()})
+    trainer.logger.finalize("success")
     write_result(job_dir, result)
     if not config.trainer.keep_checkpoints:
         forget_checkpoints(checkpoint_dir)

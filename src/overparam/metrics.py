@@ -26,3 +26,42 @@ def pooled_r2(predictions: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     residual = ((predictions - targets) ** 2).sum(dim=(-2, -1))
     deviation = ((targets - targets.mean(dim=-2, keepdim=True)) ** 2).sum(dim=(-2, -1))
     return 1.0 - residual / deviation
+
+
+# Per-replica keys that are not metrics to average: the outcome itself, training's own flag, and the seed.
+_NOT_AVERAGED = ("success", "diverged", "seed")
+
+
+def summarize(per_replica: list[dict]) -> dict:
+    """A grid point's (or a job's) numbers from its replicas' rows: the success rate with its Wilson interval,
+    the mean of every numeric metric (`<metric>_mean`, finite values only), the fraction of every flag
+    (`<flag>_fraction`, e.g. collapsed_fraction), and the count of diverged replicas. The job and the report
+    both summarise with this, so result.json and summary.csv always agree."""
+    trials = len(per_replica)
+    successes = sum(bool(row.get("success")) for row in per_replica)
+    low, high = wilson_interval(successes, trials)
+    summary = {
+        "trials": trials,
+        "successes": successes,
+        "success_rate": successes / trials if trials else math.nan,
+        "success_ci_low": low,
+        "success_ci_high": high,
+    }
+    keys: list[str] = []
+    for row in per_replica:
+        keys.extend(key for key in row if key not in keys and key not in _NOT_AVERAGED)
+    flags = [key for key in keys if any(isinstance(row.get(key), bool) for row in per_replica)]
+    for key in keys:
+        if key in flags:
+            continue
+        values = [row[key] for row in per_replica if _is_finite_number(row.get(key))]
+        if values:
+            summary[f"{key}_mean"] = sum(values) / len(values)
+    for key in flags:
+        summary[f"{key}_fraction"] = sum(bool(row.get(key)) for row in per_replica) / trials
+    summary["diverged"] = sum(bool(row.get("diverged")) for row in per_replica)
+    return summary
+
+
+def _is_finite_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

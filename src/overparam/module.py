@@ -7,22 +7,25 @@ optimizer state), while the others train on.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import pytorch_lightning as pl
 import torch
 
-from .optim import build_optimizer
+from .nets.replica import ReplicaNet
 from .seeds import replica_generator
+from .tasks.base import Task
 
 # Optimizer state that carries a replica's past gradients; zeroed to freeze a diverged replica.
 _MOMENTUM_STATE = ("exp_avg", "exp_avg_sq", "momentum_buffer", "max_exp_avg_sq")
 
 
 class ReplicaModule(pl.LightningModule):
-    def __init__(self, task, net: torch.nn.Module, replica_seeds: Sequence[int], optim, log_every: int = 50):
+    def __init__(self, task: Task, net: ReplicaNet, replica_seeds: Sequence[int],
+                 optimizer: Callable[..., torch.optim.Optimizer], log_every: int = 50):
+        """`optimizer` builds the optimizer from the net's parameters (`overparam.build.build_optimizer`)."""
         super().__init__()
-        self.task, self.net, self.optim_config = task, net, optim
+        self.task, self.net, self.make_optimizer = task, net, optimizer
         self.replica_seeds = list(replica_seeds)
         self.log_every = log_every
         self.register_buffer("alive", torch.ones(len(self.replica_seeds), dtype=torch.bool))
@@ -54,10 +57,10 @@ class ReplicaModule(pl.LightningModule):
     # ----- training -------------------------------------------------------------------------------
 
     def configure_optimizers(self):
-        return build_optimizer(self.net.parameters(), self.optim_config)
+        return self.make_optimizer(self.net.parameters())
 
     def training_step(self, batch, batch_index):
-        losses = self._training_losses()
+        losses = self.task.training_losses(self.net, self.data_generators, self.dropout_generators, self.device)
         self.alive &= torch.isfinite(losses)
         self.last_losses = losses.detach()
         if self.global_step % self.log_every == 0 and self.logger is not None:
@@ -71,14 +74,6 @@ class ReplicaModule(pl.LightningModule):
                 step=self.global_step,
             )
         return torch.where(self.alive, losses, torch.zeros_like(losses)).sum()
-
-    def _training_losses(self) -> torch.Tensor:
-        """Per-replica losses on a fresh batch; a task may fuse batch, net and loss (LifeTask counts patterns)."""
-        if hasattr(self.task, "training_losses"):
-            return self.task.training_losses(self.net, self.data_generators, self.dropout_generators, self.device)
-        inputs, targets = self.task.train_batch(self.data_generators, self.device)
-        outputs = self.net(inputs, self.dropout_generators)
-        return self.task.replica_losses(outputs, targets, self.net.output_kind)
 
     def on_before_optimizer_step(self, optimizer) -> None:
         # On CPU this check is free; on a GPU it costs one sync per step, so it is only done every log_every steps

@@ -11,7 +11,8 @@ from __future__ import annotations
 import re
 import sys
 
-from .validate import CONF_DIR, ConfigError, flatten, suggest, validate
+from .config import CONF_DIR, ConfigError, compose, flatten, suggest
+from .validate import validate
 
 # Hydra flags that do not launch jobs, or that take a value.
 _INFO_FLAGS = {"--cfg", "-c", "--info", "-i", "--help", "-h", "--hydra-help", "--version", "--shell-completion",
@@ -41,12 +42,7 @@ def split_command_line(argv: list[str]) -> tuple[bool, list[str], bool]:
 
 
 def _compose(overrides: list[str]):
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose(config_name="config", overrides=overrides, return_hydra_config=True)
+    return compose(overrides, return_hydra_config=True)
 
 
 def _expand(arguments: list[str]) -> list[list[str]]:

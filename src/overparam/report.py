@@ -21,39 +21,31 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .metrics import wilson_interval
 from .atomic import atomic_write_text
+from .config import flatten as flatten_config
+from .metrics import summarize
 from .results import RESULT_FILE, identity, read_result
 
 WIDTH_KEY = "model.m_factor"
 POOLED_KEYS = ("seed",)  # jobs differing only here pool their replicas
 SUMMARY_FILE = "summary.csv"
-# The custom-scalars charts (TensorBoard's CUSTOM SCALARS tab); the Margin chart draws the Wilson band.
-LAYOUT_CHARTS = {
+# The custom-scalars charts every sweep has (TensorBoard's CUSTOM SCALARS tab); the Margin chart draws the Wilson
+# band. Each task adds its own (`Task.CHARTS`, stored in result.json as `charts`).
+SUCCESS_CHARTS = {
     "success rate vs width (step = m_factor)": ["Margin", ["success_rate", "success_ci_low", "success_ci_high"]],
     "success rate vs parameters per replica (step = params)": ["Multiline", ["success_rate_vs_params"]],
-    "board accuracy vs width": ["Multiline", ["board_accuracy_mean"]],
-    "test R^2 vs width, with the Bayes ceiling": ["Multiline", ["test_r2_mean", "bayes_r2_ceiling"]],
-    "exact recovery vs width": ["Multiline", ["exact_recovery_mean"]],
 }
-# Scalars drawn per curve in TensorBoard (step = m_factor), when a grid point has them.
-CURVE_TAGS = ("success_rate", "success_ci_low", "success_ci_high", "board_accuracy_mean", "exact_recovery_mean",
-              "test_r2_mean", "test_mse_mean", "bayes_r2_ceiling", "bayes_mse_floor")
 FIGURE_FILE = "success_vs_width.png"
 TENSORBOARD_DIR = "tensorboard"
-# Per-replica metrics averaged over a grid point's replicas, when the task reports them.
-REPLICA_METRICS = ("board_accuracy", "cell_accuracy", "exact_recovery", "test_r2", "test_mse", "train_mse", "final_loss")
 
 
-def flatten(config: dict, prefix: str = "") -> dict:
-    flat = {}
-    for key, value in config.items():
-        dotted = f"{prefix}{key}"
-        if isinstance(value, dict):
-            flat.update(flatten(value, f"{dotted}."))
-        else:
-            flat[dotted] = tuple(value) if isinstance(value, list) else value
-    return flat
+def flatten(config: dict) -> dict:
+    """Dotted keys with hashable values (lists become tuples), so configs can be compared and grouped."""
+    return {key: _hashable(value) for key, value in flatten_config(config).items()}
+
+
+def _hashable(value):
+    return tuple(_hashable(v) for v in value) if isinstance(value, list) else value
 
 
 @dataclass
@@ -63,37 +55,21 @@ class GridPoint:
     params_per_replica: int | None = None
     rows: list = field(default_factory=list)  # per-replica rows, pooled across seeds
     extras: dict = field(default_factory=dict)  # task-level numbers (e.g. the Bayes ceiling)
+    charts: dict = field(default_factory=dict)  # the task's charts: title -> summary columns
     jobs: int = 0
     failed_jobs: int = 0
     failures: list = field(default_factory=list)
 
     def summary(self) -> dict:
-        trials = len(self.rows)
-        successes = sum(bool(row.get("success")) for row in self.rows)
-        low, high = wilson_interval(successes, trials)
-        out = {
+        return {
             **dict(self.curve),
             WIDTH_KEY: self.width,
             "params_per_replica": self.params_per_replica,
-            "trials": trials,
-            "successes": successes,
-            "success_rate": successes / trials if trials else math.nan,
-            "success_ci_low": low,
-            "success_ci_high": high,
+            **summarize(self.rows),
+            **self.extras,
+            "jobs": self.jobs,
+            "failed_jobs": self.failed_jobs,
         }
-        for metric in REPLICA_METRICS:
-            values = [row[metric] for row in self.rows if isinstance(row.get(metric), (int, float))]
-            if values:
-                out[f"{metric}_mean"] = sum(values) / len(values) if values else math.nan
-        if any("collapsed" in row for row in self.rows) or not self.rows:
-            out["collapsed_fraction"] = (
-                sum(bool(row.get("collapsed")) for row in self.rows) / trials if trials else math.nan
-            )
-        out["diverged"] = sum(bool(row.get("diverged")) for row in self.rows)
-        out.update(self.extras)
-        out["jobs"] = self.jobs
-        out["failed_jobs"] = self.failed_jobs
-        return out
 
 
 def load_results(sweep_dirs: list[Path]) -> list[tuple[Path, dict]]:
@@ -149,9 +125,8 @@ def pool(results: list[tuple[Path, dict]]) -> list[GridPoint]:
             continue
         point.params_per_replica = result.get("params_per_replica")
         point.rows.extend(result.get("per_replica", []))
-        for key in ("bayes_r2_ceiling", "bayes_mse_floor"):
-            if key in result:
-                point.extras[key] = result[key]
+        point.charts.update(result.get("charts", {}))
+        point.extras.update({key: result[key] for key in result.get("extra_keys", ()) if key in result})
     return sorted(points.values(), key=lambda p: (repr(p.curve), _sortable(p.width)))
 
 
@@ -224,12 +199,23 @@ def make_figure(points: list[GridPoint]):
     return figure
 
 
+def _chart_layout(points: list[GridPoint]) -> dict:
+    """Every chart of the sweep: the success charts, then each task's own, in the order first seen."""
+    layout = dict(SUCCESS_CHARTS)
+    for point in points:
+        for title, columns in point.charts.items():
+            layout.setdefault(title, ["Multiline", list(columns)])
+    return layout
+
+
 def write_tensorboard(points: list[GridPoint], directory: Path, figure) -> None:
     """One TensorBoard run per curve plus a layout run; built in a fresh folder, then swapped in."""
     from torch.utils.tensorboard import SummaryWriter
 
     staging = directory.with_name(directory.name + ".tmp")
     shutil.rmtree(staging, ignore_errors=True)
+    layout = _chart_layout(points)
+    tags = list(dict.fromkeys(tag for _, chart_tags in layout.values() for tag in chart_tags))
     written: set[str] = set()
     for curve, members in curves(points).items():
         with SummaryWriter(str(staging / curve_name(curve))) as writer:
@@ -238,16 +224,16 @@ def write_tensorboard(points: list[GridPoint], directory: Path, figure) -> None:
                 if not isinstance(point.width, (int, float)):
                     continue
                 step = int(point.width)
-                for tag in CURVE_TAGS:
+                for tag in tags:
                     value = summary.get(tag)
-                    if isinstance(value, float) and not math.isnan(value):
+                    if isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isnan(value):
                         writer.add_scalar(tag, value, step)
                         written.add(tag)
                 if point.params_per_replica:
                     writer.add_scalar("success_rate_vs_params", summary["success_rate"], int(point.params_per_replica))
                     written.add("success_rate_vs_params")
-    # Only the charts this sweep has data for (a Life sweep has no R^2, a QUBO sweep no board accuracy).
-    charts = {title: chart for title, chart in LAYOUT_CHARTS.items() if chart[1][0] in written}
+    # Only the charts this sweep has data for.
+    charts = {title: chart for title, chart in layout.items() if chart[1][0] in written}
     with SummaryWriter(str(staging / "layout")) as writer:
         writer.add_custom_scalars({"overparam sweep": charts})
         writer.add_figure("success_vs_width", figure)
@@ -255,23 +241,27 @@ def write_tensorboard(points: list[GridPoint], directory: Path, figure) -> None:
     staging.rename(directory)
 
 
-def print_table(rows: list[dict], file=sys.stdout) -> None:
+def print_table(rows: list[dict], points: list[GridPoint], file=sys.stdout) -> None:
     if not rows:
         print("no results found", file=file)
         return
-    keys = [k for k in rows[0] if k not in ("success_ci_low", "success_ci_high")]
+    keys = list(dict.fromkeys(k for row in rows for k in row if k not in ("success_ci_low", "success_ci_high")))
+    charted = [tag for title, (_, tags) in _chart_layout(points).items() if title not in SUCCESS_CHARTS for tag in tags]
     shown = [k for k in keys if k in (WIDTH_KEY,) or "." in k] + [
-        k for k in ("params_per_replica", "trials", "success_rate", "board_accuracy_mean", "exact_recovery_mean", "test_r2_mean",
-                    "collapsed_fraction", "failed_jobs") if k in keys
-    ]
+        k for k in ("params_per_replica", "trials", "success_rate", *charted) if k in keys
+    ] + [k for k in keys if k.endswith("_fraction")] + ["failed_jobs"]
     header = [k.split(".")[-1] for k in shown] + ["95% CI"]
     table = [header]
     for row in rows:
-        cells = [_format(row[k]) if not isinstance(row[k], float) else f"{row[k]:.3f}" for k in shown]
+        cells = [_cell(row.get(k, "")) for k in shown]
         table.append(cells + [f"{row['success_ci_low']:.2f}-{row['success_ci_high']:.2f}"])
     widths = [max(len(str(r[i])) for r in table) for i in range(len(header))]
     for line in table:
         print("  ".join(str(c).rjust(w) for c, w in zip(line, widths)), file=file)
+
+
+def _cell(value) -> str:
+    return f"{value:.3f}" if isinstance(value, float) else _format(value)
 
 
 def write_report(*sweep_dirs, out: str | Path | None = None, quiet: bool = False) -> list[dict]:
@@ -288,7 +278,7 @@ def write_report(*sweep_dirs, out: str | Path | None = None, quiet: bool = False
     write_tensorboard(points, out_dir / TENSORBOARD_DIR, figure)
     if not quiet:
         print(f"\nsweep {out_dir}: {len(results)} jobs, {len(rows)} grid points -> {out_dir / SUMMARY_FILE}")
-        print_table(rows)
+        print_table(rows, points)
         for point in points:
             for failure in point.failures:
                 print(f"FAILED {failure}")

@@ -14,6 +14,11 @@ def replica_seed(seed: int, index: int) -> int:
     return int(np.random.SeedSequence([int(seed), int(index)]).generate_state(2, dtype=np.uint64)[0] >> 1)
 
 
+def replica_seeds(seed: int, trials: int) -> list[int]:
+    """The seeds of a job's `trials` replicas."""
+    return [replica_seed(seed, index) for index in range(trials)]
+
+
 def replica_generator(replica: int, stream: str, device: torch.device | str = "cpu") -> torch.Generator:
     """A torch generator for one stream of one replica, seeded from the replica's seed, living on `device`."""
     stream_seed = int(np.random.SeedSequence([replica, STREAMS[stream]]).generate_state(2, dtype=np.uint64)[0] >> 1)

@@ -1,267 +1,137 @@
-"""Every user-facing config key has a type and a range, checked before any work starts.
+"""Every config key is checked before any work starts; a bad value raises one line naming the key, the value and
+what is allowed.
 
-A bad value raises `ConfigError` with one line naming the key, the value and what is allowed. The
-YAML files under conf/ are the schema for key *names* (strict mode: a key that no YAML declares is
-an error, with the nearest valid key suggested); `CHECKS` below adds types and ranges.
+The schema of a buildable group (task, model, optim) is its `_target_`'s constructor: its keyword parameters are
+the valid keys. Ranges and choices come from the class's `CHECKS`, combinations from its `check`; the top-level
+and trainer keys are checked here; optimizers are torch's, so their settings' ranges are here too.
 """
 
 from __future__ import annotations
 
-import difflib
-import functools
-import math
-from pathlib import Path
+import inspect
 
-import yaml
-
-# The allowed values live beside the code that uses them; validation only reads them.
+from .config import (
+    ConfigError,
+    Check,
+    boolean,
+    choice,
+    fail,
+    flatten,
+    integer,
+    is_number,
+    locate,
+    number,
+    parameters,
+    show,
+    suggest,
+    text,
+)
 from .devices import ACCELERATORS
-from .life import BOUNDARIES, NEIGHBORHOODS
-from .nets import ACTIVATIONS, HEADS, LAYOUTS
-from .optim import OPTIMIZERS
 
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+__all__ = ["ConfigError", "validate"]
 
 
-class ConfigError(ValueError):
-    """A config value outside what is allowed; its message is one line."""
+def _threads(key, value) -> None:
+    if value != "auto" and not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+        fail(key, value, "must be auto or an integer >= 1")
 
 
-def _fail(key: str, value, allowed: str):
-    raise ConfigError(f"{key}={_show(value)}: {allowed}")
+def _betas(key, value) -> None:
+    if not (isinstance(value, (list, tuple)) and len(value) == 2 and all(is_number(v) and 0 <= v < 1 for v in value)):
+        fail(key, value, "must be two numbers in [0, 1)")
 
 
-def _show(value) -> str:
-    return repr(value) if isinstance(value, str) else str(value)
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def integer(minimum=None, maximum=None):
-    def check(key, value):
-        if not _is_int(value):
-            _fail(key, value, f"must be an integer{_range_text(minimum, maximum)}")
-        if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
-            _fail(key, value, f"must be an integer{_range_text(minimum, maximum)}")
-    return check
-
-
-def number(minimum=None, maximum=None, exclusive_minimum=False, below=None):
-    def check(key, value):
-        text = f"must be a number{_range_text(minimum, maximum, exclusive_minimum, below)}"
-        if not _is_number(value):
-            _fail(key, value, text)
-        if minimum is not None and (value < minimum or (exclusive_minimum and value == minimum)):
-            _fail(key, value, text)
-        if (maximum is not None and value > maximum) or (below is not None and value >= below):
-            _fail(key, value, text)
-    return check
-
-
-def _range_text(minimum, maximum, exclusive_minimum=False, below=None) -> str:
-    parts = []
-    if minimum is not None:
-        parts.append(f"{'>' if exclusive_minimum else '>='} {minimum}")
-    if maximum is not None:
-        parts.append(f"<= {maximum}")
-    if below is not None:
-        parts.append(f"< {below}")
-    return " " + " and ".join(parts) if parts else ""
-
-
-def choice(*options):
-    def check(key, value):
-        if value not in options:
-            _fail(key, value, f"must be one of {', '.join(map(str, options))}")
-    return check
-
-
-def boolean(key, value):
-    if not isinstance(value, bool):
-        _fail(key, value, "must be true or false")
-
-
-def threads(key, value):
-    if value != "auto" and not (_is_int(value) and value >= 1):
-        _fail(key, value, "must be auto or an integer >= 1")
-
-
-def density(key, value):
-    if _is_number(value):
-        if not 0.0 <= value <= 1.0:
-            _fail(key, value, "must be a probability in [0, 1] or a range [low, high] inside [0, 1]")
-        return
-    if (
-        isinstance(value, (list, tuple))
-        and len(value) == 2
-        and all(_is_number(v) for v in value)
-        and 0.0 <= value[0] <= value[1] <= 1.0
-    ):
-        return
-    _fail(key, value, "must be a probability in [0, 1] or a range [low, high] with 0 <= low <= high <= 1")
-
-
-def betas(key, value):
-    if not (isinstance(value, (list, tuple)) and len(value) == 2 and all(_is_number(v) and 0 <= v < 1 for v in value)):
-        _fail(key, value, "must be two numbers in [0, 1)")
-
-
-def hidden_widths(key, value):
-    if not (isinstance(value, (list, tuple)) and all(_is_int(v) and v >= 1 for v in value)):
-        _fail(key, value, "must be a list of integers >= 1 ([] for a linear model)")
-
-
-CHECKS = {
+TOP_LEVEL_CHECKS: dict[str, Check] = {
     "seed": integer(0),
     "trials": integer(1),
-    "threads": threads,
+    "threads": _threads,
     "force": boolean,
-    "name": lambda key, value: None if isinstance(value, str) and value else _fail(key, value, "must be a non-empty name"),
-    "task.name": choice("life", "maxcut"),
-    "task.neighborhood": choice(*NEIGHBORHOODS),
-    "task.boundary": choice(*BOUNDARIES),
-    "task.steps": integer(1),
-    "task.density": density,
-    "task.test_density": number(0.0, 1.0),
-    "task.train_size": integer(3),
-    "task.test_size": integer(3),
-    "task.batch_size": integer(1),
-    "task.test_boards": integer(1),
-    "task.test_seed": integer(0),
-    "model.name": choice("life_conv", "mlp"),
-    "model.m_factor": integer(1),
-    "model.d_factor": number(0.0, exclusive_minimum=True),
-    "model.activation": choice(*ACTIVATIONS),
-    "model.head": choice(*HEADS),
-    "model.layout": choice(*LAYOUTS),
-    "model.normalize": boolean,
-    "model.dropout": number(0.0, below=1.0),
-    "model.presolve": boolean,
-    "model.hidden": hidden_widths,
-    "optim.name": choice(*OPTIMIZERS),
-    "optim.lr": number(0.0, exclusive_minimum=True),
-    "optim.momentum": number(0.0, below=1.0),
-    "optim.nesterov": boolean,
-    "optim.weight_decay": number(0.0),
-    "optim.betas": betas,
-    "trainer.max_steps": integer(1),
-    "trainer.accelerator": choice(*ACCELERATORS),
-    "trainer.progress": choice("log", "bar", "none"),
-    "trainer.log_every_n_steps": integer(1),
-    "trainer.checkpoint_every_n_steps": integer(0),
-    "trainer.keep_checkpoints": boolean,
+    "name": text,
 }
-
-
-def flatten(config: dict, prefix: str = "") -> dict:
-    flat = {}
-    for key, value in config.items():
-        if isinstance(value, dict) and key != "hydra":
-            flat.update(flatten(value, f"{prefix}{key}."))
-        elif key != "hydra":
-            flat[f"{prefix}{key}"] = value
-    return flat
-
-
-def _yaml_keys(path: Path, prefix: str) -> dict:
-    data = yaml.safe_load(path.read_text()) or {}
-    data.pop("defaults", None)
-    return {f"{prefix}{k}": v for k, v in flatten(data).items()}
-
-
-def known_keys(config: dict) -> dict:
-    """Every valid dotted key for this config, with its YAML default: the top level, the chosen task and
-    model files (by their `name`), and every optim and trainer file."""
-    return _known_keys(config.get("task", {}).get("name"), config.get("model", {}).get("name"))
-
-
-@functools.lru_cache(maxsize=None)
-def _known_keys(task_name, model_name) -> dict:
-    known = _yaml_keys(CONF_DIR / "config.yaml", "")
-    for group, name in (("task", task_name), ("model", model_name)):
-        files = [p for p in (CONF_DIR / group).glob("*.yaml") if (yaml.safe_load(p.read_text()) or {}).get("name") == name]
-        for path in files or (CONF_DIR / group).glob("*.yaml"):
-            known.update(_yaml_keys(path, f"{group}."))
-    for group in ("optim", "trainer"):
-        for path in (CONF_DIR / group).glob("*.yaml"):
-            known.update(_yaml_keys(path, f"{group}."))
-    return known
-
-
-def suggest(key: str, candidates) -> str:
-    close = difflib.get_close_matches(key, list(candidates), n=1, cutoff=0.6)
-    if not close and "." in key:
-        group, leaf = key.rsplit(".", 1)
-        close = difflib.get_close_matches(leaf, [c.rsplit(".", 1)[-1] for c in candidates if c.startswith(group + ".")], n=1)
-        close = [f"{group}.{close[0]}"] if close else []
-    return f" (did you mean {close[0]}?)" if close else ""
+TRAINER_CHECKS: dict[str, Check] = {
+    "max_steps": integer(1),
+    "accelerator": choice(*ACCELERATORS),
+    "progress": choice("log", "bar", "none"),
+    "log_every_n_steps": integer(1),
+    "checkpoint_every_n_steps": integer(0),
+    "keep_checkpoints": boolean,
+}
+# Settings torch's optimizers share, wherever an optimizer takes them.
+OPTIMIZER_CHECKS: dict[str, Check] = {
+    "lr": number(0.0, exclusive_minimum=True),
+    "momentum": number(0.0, below=1.0),
+    "dampening": number(0.0, 1.0),
+    "nesterov": boolean,
+    "weight_decay": number(0.0),
+    "betas": _betas,
+    "eps": number(0.0, exclusive_minimum=True),
+    "amsgrad": boolean,
+}
+# Hydra's own instantiation keys, valid in every buildable group.
+_HYDRA_KEYS = ("_target_", "_partial_", "_convert_", "_recursive_", "_args_")
 
 
 def validate(config) -> None:
-    """Raise ConfigError on the first bad key of a resolved config (a dict or DictConfig)."""
+    """Raise ConfigError on the first bad key of a resolved config (a dict or a DictConfig)."""
     if not isinstance(config, dict):
         from omegaconf import OmegaConf
 
         config = OmegaConf.to_container(config, resolve=True)
-    flat = flatten(config)
-    known = known_keys(config)
-    for key in flat:
+    groups = {"task": config.get("task"), "model": config.get("model"), "optim": config.get("optim"),
+              "trainer": config.get("trainer")}
+    for group, node in groups.items():
+        if not isinstance(node, dict):
+            fail(group, node, "must be a config group (task=..., model=..., optim=..., trainer=...)")
+    _check_plain("", {k: v for k, v in config.items() if k not in groups and k != "hydra"}, TOP_LEVEL_CHECKS)
+    _check_plain("trainer.", groups["trainer"], TRAINER_CHECKS)
+    task_class = _check_buildable("task", groups["task"])
+    model_class = _check_buildable("model", groups["model"])
+    _check_buildable("optim", groups["optim"], OPTIMIZER_CHECKS)
+    missing = [name for name in task_class.NET_INPUTS if name not in inspect.signature(model_class).parameters]
+    if missing:
+        fail("model", model_class.config_name,
+             f"cannot take task={task_class.config_name}'s inputs ({', '.join(missing)}); pick another model=")
+    model_class.check(groups["model"])
+    task_class.check(groups["task"], groups["model"])
+
+
+def _check_plain(prefix: str, node: dict, checks: dict[str, Check]) -> None:
+    for key, value in flatten(node, prefix).items():
+        check = checks.get(key[len(prefix):])
+        if check is None:
+            raise ConfigError(f"{key} is not a config key{suggest(key, [prefix + k for k in checks])}")
+        check(key, value)
+
+
+def _check_buildable(group: str, node: dict, shared_checks: dict[str, Check] | None = None):
+    """Check a group built from `_target_`: known keys, then ranges and choices. Returns the target."""
+    if "_target_" not in node:
+        fail(f"{group}._target_", None, "must name the class to build (e.g. conf/{group}/*.yaml)")
+    target = locate(node["_target_"])
+    known = parameters(target)
+    checks = {**(shared_checks or {}), **getattr(target, "CHECKS", {})}
+    candidates = [f"{group}.{name}" for name in known]
+    for key, value in node.items():
+        dotted = f"{group}.{key}"
+        if key in _HYDRA_KEYS:
+            continue
         if key not in known:
-            raise ConfigError(f"{key} is not a config key{suggest(key, known)}")
-    for key, value in flat.items():
-        check = CHECKS.get(key)
+            raise ConfigError(f"{dotted} is not a config key{suggest(dotted, candidates)}")
+        check = checks.get(key)
         if check is not None:
-            check(key, value)
-        elif type(known[key]) in (int, float, str, bool) and not _same_kind(value, known[key]):
-            _fail(key, value, f"must be a {type(known[key]).__name__} like the default {_show(known[key])}")
-    _check_combinations(config)
+            check(dotted, value)
+        elif not _fits_default(value, known[key].default):
+            default = known[key].default
+            fail(dotted, value, f"must be a {type(default).__name__} like the default {show(default)}")
+    return target
 
 
-def _same_kind(value, default) -> bool:
+def _fits_default(value, default) -> bool:
+    """Keys without a declared check must at least be of their default's plain type."""
+    if default is inspect.Parameter.empty or default is None or not isinstance(default, (bool, int, float, str)):
+        return True
     if isinstance(default, bool) or isinstance(value, bool):
         return isinstance(value, bool) and isinstance(default, bool)
     if isinstance(default, (int, float)):
-        return _is_number(value) and (isinstance(default, float) or _is_int(value))
-    return isinstance(value, type(default))
-
-
-def _check_combinations(config: dict) -> None:
-    task, model = config["task"], config["model"]
-    expected_model = {"life": "life_conv", "maxcut": "mlp"}[task["name"]]
-    if model["name"] != expected_model:
-        _fail("model", model["name"], f"task={task['name']} needs model={expected_model}")
-    if task["name"] == "life":
-        _check_life(task, model)
-    else:
-        from .maxcut_task import validate_maxcut
-
-        try:
-            validate_maxcut(task)
-        except ConfigError:
-            raise
-        except ValueError as error:
-            raise ConfigError(str(error).splitlines()[0]) from None
-
-
-def _check_life(task: dict, model: dict) -> None:
-    from .life import parse_rule
-
-    try:
-        rule = parse_rule(task["rule"], task["neighborhood"])
-    except ValueError as error:
-        raise ConfigError(f"task.{error}") from None
-    blocks = math.floor(task["steps"] * model["d_factor"] + 1e-9)
-    if blocks < 1:
-        _fail("model.d_factor", model["d_factor"], f"gives floor({task['steps']} * d_factor) = 0 blocks; needs >= 1")
-    if model["presolve"]:
-        runs = len(rule.alive_intervals())
-        if model["m_factor"] < runs:
-            _fail("model.m_factor", model["m_factor"], f"model.presolve of rule {task['rule']} needs m_factor >= {runs}")
-        if model["layout"] == "springer_kenyon" and model["activation"] == "leaky_relu":
-            _fail("model.activation", "leaky_relu", "model.presolve with layout=springer_kenyon needs relu, prelu, elu, gelu or silu")
+        return is_number(value) and (isinstance(default, float) or isinstance(value, int))
+    return isinstance(value, str)

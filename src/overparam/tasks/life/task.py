@@ -5,34 +5,41 @@ Plain torch: a net is anything mapping `[K, B, H, W]` boards to `[K, B, H, W]` l
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import ClassVar, Protocol, runtime_checkable
 
 import torch
 from torch.nn import functional as F
 
+from ...config import Check, ConfigError, choice, fail, integer, is_number, number
+from ..base import Task
 from .flatboards import FlatBoards
-from .life import Rule, life_run, parse_rule, sample_boards
 from .patterns import PATTERN_COUNT, rule_table
+from .rules import BOUNDARIES, NEIGHBORHOODS, Rule, parse_rule
+from .simulate import fair_coin_boards, life_run, sample_boards
 
 
-def fair_coin_boards(generators: Sequence[torch.Generator], count: int, size: int, device) -> torch.Tensor:
-    """`[K, count, size, size]` 0/1 uint8 boards with every cell alive with p = 1/2, replica k's from `generators[k]`.
+@runtime_checkable
+class PatternNet(Protocol):
+    """A net whose first block sees each cell's 3x3 pattern only (LifeConvNet): it can be run on the 512
+    patterns (`pattern_outputs`, None when the whole net is not a function of them) or on flat boards."""
 
-    At p = 1/2 a cell is one random bit, so each replica draws 64 cells per 64-bit word (one small call per
-    replica) and all replicas' bits are unpacked together: about 60x fewer random numbers and K times fewer
-    unpacking calls than a uniform float per cell compared with 0.5.
-    """
-    cells = count * size * size
-    words = -(-cells // 64)
-    drawn = torch.stack(
-        [torch.randint(-(2**63), 2**63 - 1, (words,), dtype=torch.int64, generator=g, device=device) for g in generators]
-    )
-    # Unpacked by one lookup per byte in a table of its 8 bits, as one int64 (8x faster than shift-and-mask).
-    byte_bits = ((torch.arange(256, device=device).unsqueeze(-1) >> torch.arange(8, device=device)) & 1)
-    byte_bits = byte_bits.to(torch.uint8).view(torch.int64).reshape(256)
-    bits = byte_bits.index_select(0, drawn.view(torch.uint8).reshape(-1).to(torch.int32)).view(torch.uint8)
-    return bits.reshape(len(generators), -1)[:, :cells].reshape(len(generators), count, size, size)
+    def pattern_outputs(self) -> torch.Tensor | None: ...
+
+    def flat_outputs(self, alive, grid, dropout_generators=None, codes=None) -> torch.Tensor: ...
+
+
+def _density(key, value) -> None:
+    if is_number(value) and 0.0 <= value <= 1.0:
+        return
+    if (isinstance(value, (list, tuple)) and len(value) == 2 and all(is_number(v) for v in value)
+            and 0.0 <= value[0] <= value[1] <= 1.0):
+        return
+    if is_number(value):
+        fail(key, value, "must be a probability in [0, 1] or a range [low, high] inside [0, 1]")
+    fail(key, value, "must be a probability in [0, 1] or a range [low, high] with 0 <= low <= high <= 1")
 
 
 def _interior_mask(grid: FlatBoards, device) -> torch.Tensor:
@@ -56,37 +63,63 @@ def _embed_cells(grid: FlatBoards, boards: torch.Tensor) -> torch.Tensor:
 
 
 @dataclass
-class LifeTask:
-    rule: Rule
-    steps: int = 1
-    boundary: str = "dead"
-    density: float | tuple[float, float] = 0.5
-    train_size: int = 10
-    batch_size: int = 128
-    test_size: int = 5
-    test_boards: int = 1000
-    test_seed: int = 1234
-    test_density: float = 0.5
+class LifeTask(Task):
+    """Predict a Life-like rule `steps` generations ahead on random boards; succeed on every held-out board."""
+
+    config_name: ClassVar[str] = "life"
+    NET_INPUTS: ClassVar[tuple[str, ...]] = ("steps", "boundary", "rule")
+    CHECKS: ClassVar[dict[str, Check]] = {
+        "neighborhood": choice(*NEIGHBORHOODS),
+        "boundary": choice(*BOUNDARIES),
+        "steps": integer(1),
+        "density": _density,
+        "test_density": number(0.0, 1.0),
+        "train_size": integer(3),
+        "test_size": integer(3),
+        "batch_size": integer(1),
+        "test_boards": integer(1),
+        "test_seed": integer(0),
+    }
+    CHARTS: ClassVar[dict[str, list[str]]] = {"board accuracy vs width": ["board_accuracy_mean"]}
+
+    rule: str | Rule = "B3/S23"  # any Life-like B<digits>/S<digits> rule (a parsed Rule brings its neighbourhood)
+    neighborhood: str = "moore"  # moore (standard Life, Springer & Kenyon) or von_neumann (Firner)
+    boundary: str = "dead"  # dead: cells off the board are dead; wrap: a torus
+    steps: int = 1  # generations the net must predict at once
+    density: float | tuple[float, float] = 0.5  # alive probability per cell, or [low, high] drawn per board
+    train_size: int = 10  # training boards are train_size x train_size, drawn fresh ...
+    batch_size: int = 128  # ... batch_size per replica per step
+    test_size: int = 5  # held-out boards are test_size x test_size ...
+    test_boards: int = 1000  # ... this many, the same for every replica ...
+    test_seed: int = 1234  # ... drawn from this seed ...
+    test_density: float = 0.5  # ... with this alive probability (not task.density: say so when they differ)
+    name: str = "life"
+
+    def __post_init__(self):
+        if isinstance(self.rule, Rule):
+            self.neighborhood = self.rule.neighborhood
+        else:
+            self.rule = parse_rule(self.rule, self.neighborhood)
+        if not isinstance(self.density, (int, float)):
+            self.density = tuple(self.density)
 
     @classmethod
-    def from_config(cls, task) -> "LifeTask":
-        density = task.density if isinstance(task.density, (int, float)) else tuple(task.density)
-        return cls(
-            rule=parse_rule(task.rule, task.neighborhood),
-            steps=task.steps,
-            boundary=task.boundary,
-            density=density,
-            train_size=task.train_size,
-            batch_size=task.batch_size,
-            test_size=task.test_size,
-            test_boards=task.test_boards,
-            test_seed=task.test_seed,
-            test_density=task.get("test_density", 0.5),
-        )
+    def check(cls, task: dict, model: dict) -> None:
+        try:
+            rule = parse_rule(task["rule"], task["neighborhood"])
+        except ValueError as error:
+            raise ConfigError(f"task.{error}") from None
+        if "d_factor" in model and math.floor(task["steps"] * model["d_factor"] + 1e-9) < 1:
+            fail("model.d_factor", model["d_factor"], f"gives floor({task['steps']} * d_factor) = 0 blocks; needs >= 1")
+        runs = len(rule.alive_intervals())
+        if model.get("presolve") and model["m_factor"] < runs:
+            fail("model.m_factor", model["m_factor"], f"model.presolve of rule {task['rule']} needs m_factor >= {runs}")
 
-    def result_extras(self) -> dict:
-        """Task-level numbers for result.json beyond the per-replica metrics."""
-        return {}
+    def grid_point(self) -> dict:
+        return {"steps": self.steps, "rule": self.rule.notation, "neighborhood": self.neighborhood}
+
+    def net_inputs(self) -> dict:
+        return {"steps": self.steps, "boundary": self.boundary, "rule": self.rule}
 
     def targets(self, boards: torch.Tensor) -> torch.Tensor:
         return life_run(boards, self.steps, self.rule, self.boundary)
@@ -103,23 +136,31 @@ class LifeTask:
         return boards, self.targets(boards)
 
     def training_losses(self, net, generators, dropout_generators, device) -> torch.Tensor:
-        """Mean loss per replica `[K]` on a fresh batch: what `replica_losses(net(boards), targets)` gives.
+        """Mean loss per replica `[K]` on a fresh batch: what the plain path `Task.training_losses` gives, by the
+        fastest path the net allows. The one place where the path is chosen:
 
-        When the net's output is a function of each cell's 3x3 pattern (`net.pattern_outputs()`), the batch
-        enters only through how often each (pattern, target) pair occurs, so the loss is a 1024-term weighted
-        sum per replica instead of a loss per cell, and its gradient flows to 512 outputs instead of 12,800.
+        - `patterns`: the whole net is a function of each cell's 3x3 pattern (one block, no Dropout2d), so the
+          batch enters only through how often each (pattern, target) pair occurs: a 1024-term weighted sum per
+          replica instead of a loss per cell, and gradients through 512 outputs instead of 12,800;
+        - `flat`: deeper nets run on boards laid out flat (`FlatBoards`), codes shared by targets and net;
+        - `plain`: any other net, boards -> net -> per-cell loss.
         """
-        per_pattern = net.pattern_outputs() if hasattr(net, "pattern_outputs") else None
-        if per_pattern is None and hasattr(net, "flat_outputs"):
-            return self._flat_losses(net, self.train_cells(generators, device), dropout_generators)
+        cells = self.train_cells(generators, device)
+        if not isinstance(net, PatternNet):
+            boards = cells.float()
+            return self.replica_losses(net(boards, dropout_generators), self.targets(boards), net.output_kind)
+        per_pattern = net.pattern_outputs()
         if per_pattern is None:
-            boards, targets = self.train_batch(generators, device)
-            return self.replica_losses(net(boards, dropout_generators), targets, net.output_kind)
-        counts = self.pattern_target_counts(self.train_cells(generators, device))
+            return self._flat_losses(net, cells, dropout_generators)
+        return self._pattern_losses(per_pattern, cells, net.output_kind)
+
+    def _pattern_losses(self, per_pattern: torch.Tensor, cells: torch.Tensor, output_kind: str) -> torch.Tensor:
+        """The mean loss per replica from the net's output per pattern `[K, 512]` and the batch's pattern counts."""
+        counts = self.pattern_target_counts(cells)
         outputs = per_pattern.unsqueeze(-1).expand(-1, -1, 2)
         # made on the device, so no host-to-device copy per step
         targets = torch.arange(2, device=outputs.device, dtype=outputs.dtype).expand_as(outputs)
-        losses = _binary_cross_entropy(outputs, targets, net.output_kind, weight=counts)
+        losses = _binary_cross_entropy(outputs, targets, output_kind, weight=counts)
         return losses.sum((1, 2)) / (self.batch_size * self.train_size**2)
 
     def _flat_losses(self, net, boards: torch.Tensor, dropout_generators) -> torch.Tensor:

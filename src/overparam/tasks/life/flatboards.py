@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
-from .life import BOUNDARIES, STENCIL
+from .rules import BOUNDARIES, STENCIL
 
 
 class FlatBoards:

@@ -12,7 +12,7 @@ import functools
 
 import torch
 
-from .life import CENTER, NEIGHBOR_INDICES, Rule
+from .rules import CENTER, NEIGHBOR_INDICES, Rule
 
 PATTERN_COUNT = 512
 

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 
-from .maxcut import (
+from ...config import Check, choice, fail, integer, is_int, number, optional, text
+from ..base import Task
+from .qubo import (
     ADJACENCY_PARTS,
     ENCODINGS,
     edge_list_bayes_prediction,
@@ -24,83 +27,67 @@ from .maxcut import (
 )
 
 
-def validate_maxcut(task) -> None:
-    """Raise ValueError with a one-line message naming the key, the value and what is allowed.
-
-    `task` is the task config, a DictConfig or a plain dict."""
-    nodes, edges = task["nodes"], task["edges"]
-    if not isinstance(nodes, int) or nodes < 2:
-        raise ValueError(f"task.nodes={nodes!r} must be an integer >= 2")
-    max_edges = nodes * (nodes - 1) // 2
-    if not isinstance(edges, int) or not 1 <= edges <= max_edges:
-        raise ValueError(
-            f"task.edges={edges!r} must be an integer in 1..{max_edges} (nodes*(nodes-1)/2 for task.nodes={nodes})"
-        )
-    if task["encoding"] not in ENCODINGS:
-        raise ValueError(f"task.encoding={task['encoding']!r} is not one of {', '.join(ENCODINGS)}")
-    part = task.get("adjacency_part", "full")
-    if part not in ADJACENCY_PARTS:
-        raise ValueError(f"task.adjacency_part={part!r} is not one of {', '.join(ADJACENCY_PARTS)}")
-    fraction = task.get("test_fraction", 0.1)
-    if not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
-        raise ValueError(f"task.test_fraction={fraction!r} must be a number strictly between 0 and 1")
-    samples = task["samples"]
-    if not isinstance(samples, int) or samples < 2 or not 0 < _test_count(samples, fraction) < samples:
-        raise ValueError(
-            f"task.samples={samples!r} must be an integer large enough that both the train and the test split "
-            f"(task.test_fraction={fraction}) are non-empty"
-        )
-    batch_size = task["batch_size"]
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"task.batch_size={batch_size!r} must be an integer >= 1")
-    recovery = task.get("success_recovery", 1.0)
-    if not isinstance(recovery, (int, float)) or not 0 < recovery <= 1:
-        raise ValueError(f"task.success_recovery={recovery!r} must be a number in (0, 1]")
-    train_eval = task.get("train_eval_samples", 1000)
-    if not isinstance(train_eval, int) or train_eval < 0:
-        raise ValueError(f"task.train_eval_samples={train_eval!r} must be an integer >= 0 (0: every training graph)")
-
-
 def _test_count(samples: int, fraction: float) -> int:
     return int(round(samples * fraction))
 
 
 @dataclass
-class MaxCutTask:
-    nodes: int
-    edges: int
-    samples: int
-    encoding: str
-    adjacency_part: str = "full"
-    seed: int = 0
+class MaxCutTask(Task):
+    """From the Max-Cut QUBO of a random graph, predict the graph (in one of three target encodings)."""
+
+    config_name: ClassVar[str] = "maxcut"
+    NET_INPUTS: ClassVar[tuple[str, ...]] = ("inputs", "outputs")
+    CHECKS: ClassVar[dict[str, Check]] = {
+        "nodes": integer(2),
+        "encoding": choice(*ENCODINGS),
+        "adjacency_part": choice(*ADJACENCY_PARTS),
+        "test_fraction": number(0.0, exclusive_minimum=True, below=1.0),
+        "batch_size": integer(1),
+        "success_recovery": number(0.0, 1.0, exclusive_minimum=True),
+        "train_eval_samples": integer(0),
+        "dataset_seed": integer(0),
+        "cache_dir": optional(text),
+    }
+    CHARTS: ClassVar[dict[str, list[str]]] = {
+        "test R^2 vs width, with the Bayes ceiling": ["test_r2_mean", "bayes_r2_ceiling"],
+        "exact recovery vs width": ["exact_recovery_mean"],
+    }
+
+    nodes: int = 64  # networkx.gnm_random_graph(nodes, edges): qubo-nn's 64 nodes ...
+    edges: int = 90  # ... and exactly 90 edges (at most nodes*(nodes-1)/2)
+    samples: int = 10000  # graphs in the dataset: the first (1 - test_fraction) train, the rest test
+    encoding: str = "adjacency"  # adjacency, edge_list (networkx's random insertion order), sorted_edge_list
+    adjacency_part: str = "full"  # adjacency target: the full n*n matrix, or upper (its strict upper triangle)
+    dataset_seed: int = 0  # graph i is drawn from a seed derived from (dataset_seed, i)
     test_fraction: float = 0.1
-    batch_size: int = 500
-    success_recovery: float = 1.0
-    train_eval_samples: int = 1000
-    cache_dir: str | None = None
-    _on_device: dict = field(default_factory=dict, repr=False)
+    batch_size: int = 500  # training graphs per replica per step, drawn with replacement
+    success_recovery: float = 1.0  # a replica succeeds when it recovers this fraction of test graphs exactly
+    train_eval_samples: int = 1000  # train_mse is measured on this many fixed training graphs (0: all of them)
+    cache_dir: str | None = None  # dataset cache; null: $OVERPARAM_CACHE or ~/.cache/overparam
+    name: str = "maxcut"
+    _on_device: dict = field(default_factory=dict, repr=False, init=False)
 
     @classmethod
-    def from_config(cls, task) -> "MaxCutTask":
-        validate_maxcut(task)
-        return cls(
-            nodes=task.nodes,
-            edges=task.edges,
-            samples=task.samples,
-            encoding=task.encoding,
-            adjacency_part=task.get("adjacency_part", "full"),
-            seed=task.get("dataset_seed", 0),
-            test_fraction=task.get("test_fraction", 0.1),
-            batch_size=task.batch_size,
-            success_recovery=task.get("success_recovery", 1.0),
-            train_eval_samples=task.get("train_eval_samples", 1000),
-            cache_dir=task.get("cache_dir", None),
-        )
+    def check(cls, task: dict, model: dict) -> None:
+        nodes, edges = task["nodes"], task["edges"]
+        max_edges = nodes * (nodes - 1) // 2
+        if not is_int(edges) or not 1 <= edges <= max_edges:
+            fail("task.edges", edges, f"must be an integer in 1..{max_edges} (nodes*(nodes-1)/2 for task.nodes={nodes})")
+        samples, fraction = task["samples"], task["test_fraction"]
+        if not is_int(samples) or samples < 2 or not 0 < _test_count(samples, fraction) < samples:
+            fail("task.samples", samples, "must be an integer large enough that both the train and the test split "
+                 f"(task.test_fraction={fraction}) are non-empty")
+
+    def grid_point(self) -> dict:
+        return {"nodes": self.nodes, "edges": self.edges, "encoding": self.encoding}
+
+    def net_inputs(self) -> dict:
+        return {"inputs": self.input_size, "outputs": self.output_size}
 
     def __post_init__(self):
         # Every graph's edges in networkx's order; the first train_count are the training split.
         self.graphs = torch.from_numpy(
-            graph_dataset(self.nodes, self.edges, self.samples, self.seed, self.cache_dir).astype("int64")
+            graph_dataset(self.nodes, self.edges, self.samples, self.dataset_seed, self.cache_dir).astype("int64")
         )
         self.test_count = _test_count(self.samples, self.test_fraction)
         self.train_count = self.samples - self.test_count
@@ -203,5 +190,5 @@ class MaxCutTask:
         return {"bayes_mse_floor": squared.item() / targets.numel(), "bayes_r2_ceiling": 1.0 - (squared / deviation).item()}
 
     def result_extras(self) -> dict:
-        """Task-level numbers for result.json: the Bayes wall and the split sizes."""
+        """The Bayes wall and the split sizes."""
         return {**self.bayes_limits(), "train_graphs": self.train_count, "test_graphs": self.test_count}

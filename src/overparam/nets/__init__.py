@@ -1,0 +1,1 @@
+"""Replica-batched nets: K independent models evaluated as one (plain torch)."""

@@ -1,0 +1,51 @@
+"""K replicas of a fully connected net, `[K, B, inputs] -> [K, B, outputs]`, one batched matmul per layer."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import ClassVar
+
+import torch
+
+from ..config import Check, fail, is_int
+from .replica import ReplicaActivation, ReplicaLinear, ReplicaNet
+
+
+def _hidden_widths(key, value) -> None:
+    if not (isinstance(value, (list, tuple)) and all(is_int(v) and v >= 0 for v in value)):
+        fail(key, value, "must be a list of integers >= 0 ([] for a linear model; a 0 removes that layer)")
+
+
+class ReplicaMLP(ReplicaNet):
+    """inputs -> hidden[0] -> act -> ... -> hidden[-1] -> act -> outputs, no activation on the output.
+
+    Hidden layer i has `m_factor * hidden[i]` units; `hidden=[]` is the linear net (qubo-nn's 4096 -> 4096) and a
+    hidden width of 0 removes that layer. Weights and biases start from PyTorch's default Linear init,
+    U(+-1/sqrt(fan_in)), each replica from its own "init" stream.
+    """
+
+    config_name: ClassVar[str] = "mlp"
+    RUNTIME_ARGUMENTS: ClassVar[tuple[str, ...]] = ("replicas", "inputs", "outputs")
+    CHECKS: ClassVar[dict[str, Check]] = {**ReplicaNet.CHECKS, "hidden": _hidden_widths}
+    output_kind = "values"
+
+    def __init__(self, replicas: int, inputs: int, outputs: int, hidden: Sequence[int] = (), activation: str = "relu",
+                 m_factor: int = 1):
+        super().__init__()
+        widths = [m_factor * width for width in hidden]
+        if any(width < 0 or int(width) != width for width in widths):
+            raise ValueError(f"model.hidden scaled by model.m_factor gives {widths}: widths must be integers >= 0")
+        self.replicas, self.m_factor, self.activation = replicas, m_factor, activation
+        self.hidden = [int(width) for width in widths if width > 0]
+        sizes = [inputs, *self.hidden, outputs]
+        self.layers = torch.nn.ModuleList(ReplicaLinear(replicas, a, b) for a, b in zip(sizes[:-1], sizes[1:]))
+        self.acts = torch.nn.ModuleList(ReplicaActivation(activation, replicas) for _ in self.hidden)
+
+    def grid_point(self) -> dict:
+        return {"hidden": self.hidden}
+
+    def forward(self, x: torch.Tensor, dropout_generators: Sequence[torch.Generator] | None = None) -> torch.Tensor:
+        """`[K, B, inputs]` -> `[K, B, outputs]`; `dropout_generators` is part of every net's call and unused here."""
+        for layer, act in zip(self.layers, self.acts):
+            x = act(layer(x))
+        return self.layers[-1](x)

@@ -1,0 +1,70 @@
+"""What a task offers the rest of overparam. A task is one module here and one yaml in conf/task/.
+
+A task makes each replica's training data from that replica's own generator, scores K replicas' predictions on
+held-out data, and declares what the job, the validator and the report need to know about it: the keys that
+place a job on a curve, what its per-replica metrics are and which of them the report draws, and the checks a
+type cannot express. Plain torch: no Lightning, no Hydra.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from typing import ClassVar
+
+import torch
+
+from ..config import Check
+
+
+class Task(ABC):
+    #: conf/task/<config_name>.yaml extends this class's schema (`overparam.config.register_schemas`).
+    config_group: ClassVar[str] = "task"
+    #: Ranges and choices of the config keys, checked before any job starts.
+    CHECKS: ClassVar[dict[str, Check]] = {}
+    #: Charts the report draws against width besides the success rate: title -> summary columns.
+    #: A summary column is `<metric>_mean` or `<flag>_fraction` of a per-replica row, or a `result_extras` key.
+    CHARTS: ClassVar[dict[str, list[str]]] = {}
+    #: What `net_inputs()` passes to the model's constructor: a model fits a task when it takes all of these.
+    NET_INPUTS: ClassVar[tuple[str, ...]] = ()
+    #: A short label for tables and folder names; each task's own default.
+    name: str
+
+    @classmethod
+    def check(cls, task: dict, model: dict) -> None:
+        """Raise ConfigError (one line) for a combination of task and model keys that cannot work."""
+
+    @abstractmethod
+    def grid_point(self) -> dict:
+        """The task's settings that place a job on a curve (stored at the top of result.json)."""
+
+    def net_inputs(self) -> dict:
+        """What a net must know about the data, passed to the model's constructor (e.g. input and output sizes)."""
+        return {}
+
+    def result_extras(self) -> dict:
+        """Task-level numbers for result.json beyond the per-replica metrics (e.g. a Bayes ceiling)."""
+        return {}
+
+    # ----- training --------------------------------------------------------------------------------------
+
+    @abstractmethod
+    def train_batch(self, generators: Sequence[torch.Generator], device) -> tuple[torch.Tensor, torch.Tensor]:
+        """`[K, B, ...]` inputs and targets, replica k's drawn from `generators[k]`, made on `device`."""
+
+    @abstractmethod
+    def replica_losses(self, outputs: torch.Tensor, targets: torch.Tensor, output_kind: str) -> torch.Tensor:
+        """The mean training loss of each replica, `[K]`."""
+
+    def training_losses(self, net, data_generators, dropout_generators, device) -> torch.Tensor:
+        """`[K]` losses on a fresh batch: the plain path, batch -> net -> loss. A task may override it with
+        faster paths that give the same numbers (LifeTask does), choosing among them in one place."""
+        inputs, targets = self.train_batch(data_generators, device)
+        return self.replica_losses(net(inputs, dropout_generators), targets, net.output_kind)
+
+    # ----- evaluation ------------------------------------------------------------------------------------
+
+    @abstractmethod
+    def evaluate(self, predict: Callable[[torch.Tensor], torch.Tensor], replicas: int, device) -> list[dict]:
+        """One row per replica: `success` (bool) and the task's metrics (numbers, or flags such as `collapsed`).
+        `predict` maps held-out inputs `[K, N, ...]` to predictions (probabilities for a logits net)."""

@@ -1,0 +1,50 @@
+"""Build a job's parts from its config and the Lightning Trainer that trains them: one builder for the job and
+the benchmark, so the benchmark times exactly what a job runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+
+from .build import build_net, build_optimizer, build_task
+from .checkpoints import AtomicCheckpointIO
+from .module import ReplicaModule
+from .progress import ProgressLog
+from .seeds import replica_seeds
+
+
+def build_module(config) -> ReplicaModule:
+    """The task, its K replicas (seeded from `seed` and `trials`) and their optimizer, in the LightningModule."""
+    task = build_task(config.task)
+    seeds = replica_seeds(config.seed, config.trials)
+    net = build_net(config.model, task, seeds)
+    return ReplicaModule(task, net, seeds, build_optimizer(config.optim), log_every=config.trainer.log_every_n_steps)
+
+
+def build_trainer(trainer_config, device: torch.device, log_dir: str | Path,
+                  checkpoint_dir: str | Path | None = None, callbacks: list[pl.Callback] = ()) -> pl.Trainer:
+    """The Trainer for `trainer_config` on `device`: TensorBoard logs in `log_dir/tensorboard`, the periodic
+    progress lines, and (with `checkpoint_dir` and `checkpoint_every_n_steps` > 0) atomic checkpoints."""
+    logger = pl.loggers.TensorBoardLogger(save_dir=str(log_dir), name="tensorboard", version="", default_hp_metric=False)
+    every = trainer_config.checkpoint_every_n_steps if checkpoint_dir is not None else 0
+    all_callbacks: list[pl.Callback] = [ProgressLog(trainer_config.max_steps, trainer_config.progress), *callbacks]
+    if every:
+        all_callbacks.append(
+            pl.callbacks.ModelCheckpoint(dirpath=checkpoint_dir, every_n_train_steps=every, save_last=True, save_top_k=0)
+        )
+    return pl.Trainer(
+        max_steps=trainer_config.max_steps,
+        accelerator=device.type,
+        devices=[device.index or 0] if device.type == "cuda" else 1,
+        logger=logger,
+        callbacks=all_callbacks,
+        plugins=[AtomicCheckpointIO()],
+        enable_checkpointing=bool(every),
+        enable_progress_bar=trainer_config.progress == "bar",
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        log_every_n_steps=trainer_config.log_every_n_steps,
+        deterministic=False,
+    )
