@@ -45,6 +45,7 @@ class ReplicaModule(pl.LightningModule):
             "data": [g.get_state() for g in self.data_generators],
             "dropout": [g.get_state() for g in self.dropout_generators],
         }
+        checkpoint["task_state"] = self.task.state_dict()
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         self.setup("fit")
@@ -53,6 +54,7 @@ class ReplicaModule(pl.LightningModule):
             generator.set_state(state)
         for generator, state in zip(self.dropout_generators, states["dropout"]):
             generator.set_state(state)
+        self.task.load_state_dict(checkpoint.get("task_state", {}))
 
     # ----- training -------------------------------------------------------------------------------
 

@@ -62,6 +62,14 @@ class Task(ABC):
         inputs, targets = self.train_batch(data_generators, device)
         return self.replica_losses(net(inputs, dropout_generators), targets, net.output_kind)
 
+    def state_dict(self) -> dict:
+        """What the task must carry across a checkpoint to resume its data stream exactly (e.g. an epoch's
+        shuffle); the replicas' generators travel anyway."""
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore `state_dict()`."""
+
     # ----- evaluation ------------------------------------------------------------------------------------
 
     @abstractmethod
