@@ -6,7 +6,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = ["trainer.max_steps=40", "task.batch_size=16", "task.test_boards=50", "trainer.progress=none"]
+# The one small budget of boards for tests that run jobs; each test states its own steps and trials.
+TINY = ["task.batch_size=16", "task.test_boards=50", "trainer.progress=none"]
 
 
 def run_py(*overrides, check=True, timeout=300, env=None):

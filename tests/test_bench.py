@@ -26,7 +26,8 @@ def test_quick_benchmark_writes_ratios(tmp_path):
 
 
 def test_nominal_flops_match_the_parameter_count_per_cell():
-    # Multiply-adds per cell are the weights of a block: 2m^2 + 19m of its 2m^2 + 22m + 1 parameters (3m + 1 are biases).
+    # Multiply-adds per cell are the weights of a block: 2m^2 + 19m of its 2m^2 + 22m + 1 parameters
+    # (3m + 1 are biases).
     for m in (1, 5, 20):
         assert bench.conv_net_flops(m, 1) == 3 * 2 * (2 * m * m + 19 * m) * 128 * 100
 

@@ -3,10 +3,9 @@
 import pytest
 import torch
 
-from overparam.tasks.life import life_run, parse_rule
-from overparam.tasks.life import LifeTask
-from overparam.tasks.life.simulate import fair_coin_boards
 from overparam.nets.life_conv import LifeConvNet
+from overparam.tasks.life import LifeTask, life_run, parse_rule
+from overparam.tasks.life.simulate import fair_coin_boards
 
 
 def generators(count):

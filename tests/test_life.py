@@ -42,13 +42,13 @@ def test_dead_edges_differ_from_wrapped_edges():
     dead = life_step(edge_blinker, boundary="dead")
     wrap = life_step(edge_blinker, boundary="wrap")
     assert torch.equal(dead, board([".#...", ".#...", ".....", ".....", "....."]))
-    # On a torus the bottom row is the top row's neighbour, so the blinker stands across the seam.
+    # On a torus the bottom row is the top row's neighbor, so the blinker stands across the seam.
     assert torch.equal(wrap, board([".#...", ".#...", ".....", ".....", ".#..."]))
 
 
-def test_von_neumann_counts_only_orthogonal_neighbours():
-    # Centre cell: dead, 3 orthogonal live neighbours (N, W, E) and 1 diagonal one: born under von Neumann;
-    # under Moore it has 4 neighbours and stays dead.
+def test_von_neumann_counts_only_orthogonal_neighbors():
+    # Center cell: dead, 3 orthogonal live neighbors (N, W, E) and 1 diagonal one: born under von Neumann;
+    # under Moore it has 4 neighbors and stays dead.
     pattern = board(["##.", "#.#", "..."])
     assert life_step(pattern, neighborhood="von_neumann")[1, 1] == 1
     assert life_step(pattern, neighborhood="moore")[1, 1] == 0
@@ -56,9 +56,9 @@ def test_von_neumann_counts_only_orthogonal_neighbours():
 
 def test_von_neumann_hand_checked_board():
     start = board(["#.#", ".#.", "#.#"])
-    # Corners have 0 orthogonal live neighbours; edge cells 3 (two corners + centre) -> born; the centre has 0 -> dies.
+    # Corners have 0 orthogonal live neighbors; edge cells 3 (two corners + center) -> born; the center has 0 -> dies.
     assert torch.equal(life_step(start, neighborhood="von_neumann"), board([".#.", "#.#", ".#."]))
-    # Moore: corners see only the centre (1) and die, edges see 3 and are born, the centre sees 4 and dies.
+    # Moore: corners see only the center (1) and die, edges see 3 and are born, the center sees 4 and dies.
     assert torch.equal(life_step(start, neighborhood="moore"), board([".#.", "#.#", ".#."]))
 
 
@@ -70,19 +70,19 @@ def test_other_rules_and_batched_boards():
     assert torch.equal(life_step(batch, "B2/S")[0], expected)
 
 
-def test_every_neighbourhood_follows_the_rule():
+def test_every_neighborhood_follows_the_rule():
     for neighborhood, rule_string in (("moore", "B36/S23"), ("von_neumann", "B13/S024")):
         rule = parse_rule(rule_string, neighborhood)
         codes = torch.arange(512)
         boards = ((codes[:, None] >> torch.arange(9)) & 1).float().reshape(512, 3, 3)
-        centre = life_step(boards, rule, neighborhood)[:, 1, 1]
+        center = life_step(boards, rule, neighborhood)[:, 1, 1]
         from overparam.tasks.life.rules import NEIGHBOR_INDICES
 
         flat = boards.reshape(512, 9)
-        neighbours = flat[:, NEIGHBOR_INDICES[neighborhood]].sum(1).long()
+        neighbors = flat[:, NEIGHBOR_INDICES[neighborhood]].sum(1).long()
         alive = flat[:, 4].long()
-        expected = torch.tensor([float(rule.alive_next(a, n)) for a, n in zip(alive.tolist(), neighbours.tolist())])
-        assert torch.equal(centre, expected)
+        expected = torch.tensor([float(rule.alive_next(a, n)) for a, n in zip(alive.tolist(), neighbors.tolist())])
+        assert torch.equal(center, expected)
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,10 @@ import torch
 from omegaconf import OmegaConf
 
 import overparam
+from overparam.config import compose
+from overparam.metrics import pooled_r2
+from overparam.nets.mlp import ReplicaMLP
+from overparam.seeds import replica_generator, replica_seed
 from overparam.tasks.maxcut import qubo as maxcut
 from overparam.tasks.maxcut.qubo import (
     adjacency_from_edges,
@@ -19,15 +23,9 @@ from overparam.tasks.maxcut.qubo import (
     graph_dataset,
     maxcut_qubo,
     random_graph_edges,
-    sort_edges,
 )
 from overparam.tasks.maxcut.task import MaxCutTask
 from overparam.validate import ConfigError, validate
-from overparam.metrics import pooled_r2
-from overparam.nets.mlp import ReplicaMLP
-from overparam.seeds import replica_generator, replica_seed
-
-from conftest import compose
 
 
 def brute_force_cut(edges, assignment) -> int:
@@ -86,7 +84,8 @@ def test_encodings_round_trip(encoding, part):
         if encoding == "sorted_edge_list":
             assert row.long().tolist() == [x for edge in sorted(tuple(sorted(e)) for e in graph.edges) for x in edge]
         if encoding == "adjacency" and part == "full":
-            torch.testing.assert_close(row.view(nodes, nodes), torch.tensor(nx.to_numpy_array(graph), dtype=torch.float))
+            expected = torch.tensor(nx.to_numpy_array(graph), dtype=torch.float)
+            torch.testing.assert_close(row.view(nodes, nodes), expected)
 
 
 def test_the_dataset_is_deterministic_cached_and_reused(tmp_path, monkeypatch):
@@ -160,7 +159,7 @@ def test_the_bayes_prediction_is_the_mean_over_random_insertion_orders():
 
 
 def test_the_published_wall_for_64_nodes_and_90_edges(tmp_path):
-    """REFERENCES.md: the insertion-order list has R^2 <= ~0.42 and MSE >= ~50.6 per output."""
+    """docs/published.md section 3: the insertion-order list has R^2 <= ~0.42 and MSE >= ~50.6 per output."""
     task = MaxCutTask(nodes=64, edges=90, samples=1500, encoding="edge_list", test_fraction=0.5, cache_dir=tmp_path)
     limits = task.result_extras()
     assert 0.39 < limits["bayes_r2_ceiling"] < 0.45
@@ -204,7 +203,8 @@ def test_evaluate_scores_an_exact_and_a_constant_predictor(tmp_path):
         return torch.stack([exact[0], mean.expand_as(exact[1])])
 
     exact, constant = task.evaluate(predict, replicas=2, device="cpu", chunk=7)
-    assert exact == dict(success=True, exact_recovery=1.0, output_accuracy=1.0, test_r2=1.0, test_mse=0.0, train_mse=0.0)
+    assert exact == dict(success=True, exact_recovery=1.0, output_accuracy=1.0, test_r2=1.0, test_mse=0.0,
+                         train_mse=0.0)
     assert constant["success"] is False and constant["exact_recovery"] == 0.0
     expected_r2 = pooled_r2(mean.expand_as(test_targets), test_targets).item()
     assert constant["test_r2"] == pytest.approx(expected_r2, abs=1e-6)
@@ -217,7 +217,8 @@ def test_bad_parameters_fail_at_once_naming_the_key():
     validate(OmegaConf.create(good))
     cases = {
         "edges": (3000, "task.edges=3000: must be an integer in 1..2016"),
-        "encoding": ("adjacency_list", "task.encoding='adjacency_list': must be one of adjacency, edge_list, sorted_edge_list"),
+        "encoding": ("adjacency_list",
+                     "task.encoding='adjacency_list': must be one of adjacency, edge_list, sorted_edge_list"),
         "adjacency_part": ("lower", "task.adjacency_part='lower': must be one of full, upper"),
         "samples": (5, "task.samples=5"),
         "nodes": (1, "task.nodes=1"),
@@ -238,7 +239,7 @@ def test_the_mlp_counts_a_sum_of_layers_and_keeps_replicas_apart():
     net = ReplicaMLP(replicas=3, inputs=4, outputs=2, hidden=[3, 0, 5], activation="relu")
     assert net.hidden == [3, 5]
     assert net.params_per_replica() == (4 + 1) * 3 + (3 + 1) * 5 + (5 + 1) * 2
-    assert ReplicaMLP(1, 4096, 180, []).params_per_replica() == 737_460  # REFERENCES.md
+    assert ReplicaMLP(1, 4096, 180, []).params_per_replica() == 737_460  # docs/published.md section 3
     seeds = [replica_seed(1, i) for i in range(3)]
     net.reset_parameters(seeds)
     alone = ReplicaMLP(replicas=1, inputs=4, outputs=2, hidden=[3, 5])

@@ -5,11 +5,10 @@ import itertools
 import pytest
 import torch
 
-from overparam.nets.life_conv import blocks_for
-from overparam.tasks.life import life_run, parse_rule, sample_boards
-from overparam.tasks.life.rules import NEIGHBOR_INDICES
 from overparam.nets.life_conv import LifeConvNet
 from overparam.nets.replica import ACTIVATIONS
+from overparam.tasks.life import life_run, parse_rule, sample_boards
+from overparam.tasks.life.rules import NEIGHBOR_INDICES, blocks_for
 
 
 @pytest.mark.parametrize("m, expected", [(1, 25), (5, 161), (20, 1241), (100, 22201)])
@@ -29,7 +28,7 @@ def test_depth_factor_floors_steps_times_d():
     assert [blocks_for(3, d) for d in (0.7, 1.0, 1.5, 2.0)] == [2, 3, 4, 6]
 
 
-def all_neighbourhoods():
+def all_neighborhoods():
     codes = torch.arange(512)
     return ((codes[:, None] >> torch.arange(9)) & 1).float().reshape(512, 3, 3)
 
@@ -50,18 +49,18 @@ CASES = [
 
 
 @pytest.mark.parametrize("neighborhood, layout, activation, head", CASES)
-def test_presolve_is_exact_on_every_neighbourhood(neighborhood, layout, activation, head):
+def test_presolve_is_exact_on_every_neighborhood(neighborhood, layout, activation, head):
     rule = parse_rule("B3/S23", neighborhood)
     net = LifeConvNet(2, 1, 1, activation, head, layout).eval()
     net.presolve(rule)
-    boards = all_neighbourhoods()
-    centre = probabilities(net, boards.expand(2, -1, -1, -1))[..., 1, 1]
+    boards = all_neighborhoods()
+    center = probabilities(net, boards.expand(2, -1, -1, -1))[..., 1, 1]
     flat = boards.reshape(512, 9)
     expected = torch.tensor(
         [float(rule.alive_next(int(row[4]), int(row[NEIGHBOR_INDICES[neighborhood]].sum()))) for row in flat]
     )
-    assert (centre - expected).abs().max() < 1e-3
-    assert torch.equal(centre.round(), expected.expand(2, -1))
+    assert (center - expected).abs().max() < 1e-3
+    assert torch.equal(center.round(), expected.expand(2, -1))
 
 
 @pytest.mark.parametrize("neighborhood, layout, activation, head", CASES)

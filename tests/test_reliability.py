@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from helpers import TINY, popen_py, run_py
+from overparam.config import compose
 from overparam.preflight import check
 from overparam.validate import ConfigError
 
@@ -20,7 +21,7 @@ BAD_INPUTS = [
     ("model.activation=tanhh", "model.activation='tanhh': must be one of relu"),
     ("task.neighborhood=hex", "task.neighborhood='hex': must be one of moore, von_neumann"),
     ("task.boundary=open", "task.boundary='open': must be one of dead, wrap"),
-    ("task.rule=B9/S23", "task.rule='B9/S23' counts [9] neighbours"),
+    ("task.rule=B9/S23", "task.rule='B9/S23' counts [9] neighbors"),
     ("task.rule=X3/S23", "task.rule='X3/S23' is not of the form B<digits>/S<digits>"),
     ("task.train_size=2", "task.train_size=2: must be an integer >= 3"),
     ("task.test_size=1", "task.test_size=1: must be an integer >= 3"),
@@ -47,7 +48,8 @@ def test_each_bad_input_gives_one_clear_line(override, message):
 
 def test_every_job_of_a_multirun_is_checked_before_the_first_starts(tmp_path):
     started = time.perf_counter()
-    completed = run_py("-m", "model.m_factor=1,2,0", *TINY, f"hydra.sweep.dir={tmp_path}", check=False)
+    completed = run_py("-m", "model.m_factor=1,2,0", "trainer.max_steps=40", *TINY, f"hydra.sweep.dir={tmp_path}",
+                       check=False)
     assert completed.returncode == 2
     assert completed.stderr.strip() == "config error: model.m_factor=0: must be an integer >= 1"
     assert list(tmp_path.iterdir()) == []  # nothing written, not even the first two jobs
@@ -62,10 +64,9 @@ def test_the_preset_grid_is_checked_too():
 
 
 def test_same_config_and_seed_give_the_same_metrics(tmp_path):
-    from conftest import compose
     from overparam.job import run
 
-    config = compose(["trials=3", "model.m_factor=2", "task.steps=2", *TINY])
+    config = compose(["trials=3", "model.m_factor=2", "task.steps=2", "trainer.max_steps=40", *TINY])
     first = run(config, tmp_path / "a")
     second = run(config, tmp_path / "b")
     strip = lambda r: {k: v for k, v in r.items() if k not in ("wall_seconds", "threads", "started_at", "finished_at")}  # noqa: E731
@@ -140,7 +141,6 @@ FUZZ_KEYS = {
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.fixed_dictionaries({}, optional=FUZZ_KEYS))
 def test_fuzzed_configs_either_run_cleanly_or_fail_with_the_clean_error(tmp_path, overrides):
-    from conftest import compose
     from overparam.job import run
 
     arguments = [f"{key}={value}" for key, value in overrides.items()]
@@ -156,7 +156,6 @@ def test_fuzzed_configs_either_run_cleanly_or_fail_with_the_clean_error(tmp_path
 
 
 def test_a_job_lightning_stops_early_is_recorded_as_failed_not_done(tmp_path, monkeypatch):
-    from conftest import compose
     from overparam import job, progress, training
     from overparam.results import read_result
 
@@ -165,7 +164,7 @@ def test_a_job_lightning_stops_early_is_recorded_as_failed_not_done(tmp_path, mo
             trainer.should_stop = True
 
     monkeypatch.setattr(training, "ProgressLog", StopAtOnce)
-    config = compose(["trials=2", *TINY])
+    config = compose(["trials=2", "trainer.max_steps=40", *TINY])
     with pytest.raises(RuntimeError, match="training stopped at step 1 of 40"):
         job.run(config, tmp_path)
     assert read_result(tmp_path / "result.json")["status"] == "failed"

@@ -2,8 +2,8 @@
 
 import pytest
 
-from conftest import compose
 from helpers import run_py
+from overparam.config import compose
 from overparam.job import run
 from overparam.results import read_result
 
@@ -37,7 +37,8 @@ def test_the_issue_grid_runs_nine_jobs(tmp_path):
     results = [read_result(p) for p in tmp_path.glob("*/result.json")]
     assert len(results) == 9 and all(r["status"] == "ok" for r in results)
     assert {(r["m_factor"], r["steps"]) for r in results} == {(m, s) for m in (1, 5, 20) for s in (1, 2, 3)}
-    assert all(r["params_per_replica"] == r["steps"] * (2 * r["m_factor"] ** 2 + 22 * r["m_factor"] + 1) for r in results)
+    assert all(r["params_per_replica"] == r["steps"] * (2 * r["m_factor"] ** 2 + 22 * r["m_factor"] + 1)
+               for r in results)
 
 
 @pytest.mark.slow

@@ -18,7 +18,7 @@ from overparam.metrics import wilson_interval
 from overparam.report import write_report
 from overparam.results import read_result, write_result
 
-GRID = ["-m", "model.m_factor=1,2,4", "task.steps=1", "trials=4", *TINY]
+GRID = ["-m", "model.m_factor=1,2,4", "task.steps=1", "trials=4", "trainer.max_steps=40", *TINY]
 
 
 def read_csv(path):
@@ -56,7 +56,8 @@ def test_result_json_has_the_documented_fields(sweep):
                 "per_replica", "wall_seconds", "device", "status", "config"):
         assert key in result, key
     assert result["status"] == "ok" and result["m_factor"] == 2 and len(result["per_replica"]) == 4
-    assert set(result["per_replica"][0]) >= {"seed", "success", "board_accuracy", "cell_accuracy", "final_loss", "collapsed"}
+    expected = {"seed", "success", "board_accuracy", "cell_accuracy", "final_loss", "collapsed"}
+    assert set(result["per_replica"][0]) >= expected
     assert result["success_rate"] == result["successes"] / 4
     assert len({row["seed"] for row in result["per_replica"]}) == 4
 
@@ -74,7 +75,8 @@ def test_running_the_same_sweep_again_trains_nothing(sweep):
 def test_report_command_rebuilds_everything_from_result_files_alone(sweep, tmp_path):
     sweep_dir, _ = sweep
     copy = tmp_path / "copy"
-    shutil.copytree(sweep_dir, copy, ignore=shutil.ignore_patterns("summary.csv", "tensorboard", "*.png", "multirun.yaml"))
+    ignored = shutil.ignore_patterns("summary.csv", "tensorboard", "*.png", "multirun.yaml")
+    shutil.copytree(sweep_dir, copy, ignore=ignored)
     for job in copy.iterdir():
         shutil.rmtree(job / "tensorboard", ignore_errors=True)
     completed = subprocess.run([sys.executable, "-m", "overparam.report", str(copy)], capture_output=True, text=True,

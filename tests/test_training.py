@@ -1,15 +1,13 @@
 """Training through the Lightning module: replica independence, divergence, learning at all."""
 
-import pytorch_lightning as pl
 import pytest
+import pytorch_lightning as pl
 import torch
-from omegaconf import OmegaConf
 
 from overparam.build import build_net, build_optimizer, build_task
+from overparam.config import compose
 from overparam.module import ReplicaModule
 from overparam.seeds import replica_seed
-
-from conftest import compose
 
 
 def fit(config, seeds, steps):

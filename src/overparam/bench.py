@@ -32,12 +32,12 @@ import warnings
 from pathlib import Path
 
 import torch
-from torch import nn
-
 from omegaconf import OmegaConf
+from torch import nn
 
 from .config import compose
 from .tasks.life import life_run, parse_rule
+
 BOARD, BATCH = 10, 128
 
 
@@ -127,8 +127,8 @@ def reference_seconds_per_step(m: int, steps: int, rule, seconds: float, device=
 
 
 def compose_config(m: int, steps: int, replicas: int, max_steps: int):
-    return compose([f"model.m_factor={m}", f"task.steps={steps}", f"trials={replicas}", f"trainer.max_steps={max_steps}",
-                    f"task.train_size={BOARD}", f"task.batch_size={BATCH}"])
+    return compose([f"model.m_factor={m}", f"task.steps={steps}", f"trials={replicas}",
+                    f"trainer.max_steps={max_steps}", f"task.train_size={BOARD}", f"task.batch_size={BATCH}"])
 
 
 def raw_loop_seconds_per_step(config, seconds: float, warmup: int = 2, min_steps: int = 5, device="cpu") -> float:
@@ -320,10 +320,12 @@ def run(ms, steps_list, replicas_list, seconds, mlp_size, mlp_batch, threads, ov
 
 def _point_line(row, peak) -> str:
     runs = "/".join(f"{ms:.1f}" for ms in row["reference_ms_runs"])
-    return (f"steps={row['steps']} m={row['m']:>2} K={row['replicas']:>3}  reference {row['reference_ms_per_step']:7.2f} ms"
+    return (f"steps={row['steps']} m={row['m']:>2} K={row['replicas']:>3}"
+            f"  reference {row['reference_ms_per_step']:7.2f} ms"
             f" (runs {runs})"
             f"  overparam {row['overparam_ms_per_replica_step']:7.3f} ms/replica-step  ratio {row['ratio']:6.1f}x"
-            f"  eff. {row['overparam_effective_gflops']:6.1f} GFLOP/s ({row['overparam_effective_gflops'] / peak:.0%} of peak)")
+            f"  eff. {row['overparam_effective_gflops']:6.1f} GFLOP/s"
+            f" ({row['overparam_effective_gflops'] / peak:.0%} of peak)")
 
 
 def print_table(result: dict) -> None:
@@ -337,7 +339,8 @@ def print_table(result: dict) -> None:
               f"{r['overparam_ms_per_replica_step']:25.3f}   {r['ratio']:5.1f}   {r['reference_gflops']:11.2f}   "
               f"{r['overparam_effective_gflops']:12.1f}")
     for o in result["lightning_overhead"]:
-        print(f"Lightning overhead steps={o['steps']} m={o['m']} K={o['replicas']}: raw loop {o['raw_loop_ms']:.2f} ms, "
+        print(f"Lightning overhead steps={o['steps']} m={o['m']} K={o['replicas']}: "
+              f"raw loop {o['raw_loop_ms']:.2f} ms, "
               f"Trainer {o['trainer_ms']:.2f} ms per step: {o['overhead_fraction']:.1%}")
     if "mlp" in result:
         q = result["mlp"]

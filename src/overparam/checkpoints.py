@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 
-from .atomic import atomic_write_text
+from .atomic import atomic_write, atomic_write_text
 
 STAMP = "config.json"
 LAST = "last.ckpt"
@@ -19,11 +19,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     """Saves to a temporary file and renames it, so a kill leaves the previous checkpoint intact; loads weights only."""
 
     def save_checkpoint(self, checkpoint, path, storage_options=None):
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f".{path.name}.tmp")
-        torch.save(checkpoint, temporary)
-        temporary.replace(path)
+        atomic_write(path, lambda handle: torch.save(checkpoint, handle))
 
     def load_checkpoint(self, path, map_location=None, weights_only=None):
         return torch.load(path, map_location=map_location or "cpu", weights_only=True)

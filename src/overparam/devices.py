@@ -117,8 +117,6 @@ class Lease:
     """An exclusive hold on device `index` of a `DeviceLocks`; released by `release()` or by the process dying."""
 
     index: int
-    key: str
-    path: Path
     descriptor: int | None
 
     def release(self) -> None:
@@ -127,7 +125,7 @@ class Lease:
             os.close(self.descriptor)
             self.descriptor = None
 
-    def __enter__(self) -> "Lease":
+    def __enter__(self) -> Lease:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -163,7 +161,7 @@ class DeviceLocks:
                 continue
             os.ftruncate(descriptor, 0)
             os.write(descriptor, f"pid {os.getpid()} since {time.time():.3f}\n".encode())
-            return Lease(index, self.keys[index], path, descriptor)
+            return Lease(index, descriptor)
         return None
 
     def acquire(self, timeout: float | None = None) -> Lease:

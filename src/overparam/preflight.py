@@ -68,7 +68,8 @@ def _explain_composition_error(error: Exception, job: list[str]) -> str:
         options = re.findall(r"^\t(\S+)$", message, flags=re.MULTILINE)
         allowed = f"one of {', '.join(options)}" if options else f"a file in conf/{group}/"
         return f"{group}={option}: no such option; must be {allowed}"
-    missing_key = re.search(r"Could not override '([^']+)'", message) or re.search(r"Key '([^']+)' is not in struct", message)
+    missing_key = (re.search(r"Could not override '([^']+)'", message)
+                   or re.search(r"Key '([^']+)' is not in struct", message))
     if missing_key:
         key = missing_key.group(1)
         groups_only = [o for o in job if _is_group(o.split("=", 1)[0].lstrip("+~"))]

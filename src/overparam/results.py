@@ -60,4 +60,6 @@ def identity(config: dict) -> dict:
 
 def is_done(result: dict | None, config: dict) -> bool:
     """A job is done when its result finished cleanly from the same experiment."""
-    return result is not None and result.get("status") == "ok" and identity(result.get("config", {})) == identity(config)
+    if result is None or result.get("status") != "ok":
+        return False
+    return identity(result.get("config", {})) == identity(config)

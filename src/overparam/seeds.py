@@ -10,7 +10,8 @@ STREAMS = {"init": 0, "data": 1, "dropout": 2}
 
 
 def replica_seed(seed: int, index: int) -> int:
-    """A 63-bit seed for replica `index` of a job seeded `seed`; distinct for distinct (seed, index) pairs in practice."""
+    """A 63-bit seed for replica `index` of a job seeded `seed`; distinct (seed, index) pairs give distinct seeds
+    in practice."""
     return int(np.random.SeedSequence([int(seed), int(index)]).generate_state(2, dtype=np.uint64)[0] >> 1)
 
 

@@ -27,12 +27,14 @@ def build_trainer(trainer_config, device: torch.device, log_dir: str | Path,
                   checkpoint_dir: str | Path | None = None, callbacks: list[pl.Callback] = ()) -> pl.Trainer:
     """The Trainer for `trainer_config` on `device`: TensorBoard logs in `log_dir/tensorboard`, the periodic
     progress lines, and (with `checkpoint_dir` and `checkpoint_every_n_steps` > 0) atomic checkpoints."""
-    logger = pl.loggers.TensorBoardLogger(save_dir=str(log_dir), name="tensorboard", version="", default_hp_metric=False)
+    logger = pl.loggers.TensorBoardLogger(save_dir=str(log_dir), name="tensorboard", version="",
+                                          default_hp_metric=False)
     every = trainer_config.checkpoint_every_n_steps if checkpoint_dir is not None else 0
     all_callbacks: list[pl.Callback] = [ProgressLog(trainer_config.max_steps, trainer_config.progress), *callbacks]
     if every:
         all_callbacks.append(
-            pl.callbacks.ModelCheckpoint(dirpath=checkpoint_dir, every_n_train_steps=every, save_last=True, save_top_k=0)
+            pl.callbacks.ModelCheckpoint(dirpath=checkpoint_dir, every_n_train_steps=every, save_last=True,
+                                         save_top_k=0)
         )
     return pl.Trainer(
         max_steps=trainer_config.max_steps,

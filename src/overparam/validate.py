@@ -11,8 +11,8 @@ from __future__ import annotations
 import inspect
 
 from .config import (
-    ConfigError,
     Check,
+    ConfigError,
     boolean,
     choice,
     fail,

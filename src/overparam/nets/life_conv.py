@@ -2,27 +2,21 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import ClassVar
 
 import torch
 from torch import nn
 
-from ..config import Check, ConfigError, boolean, choice, fail, number
+from ..config import Check, boolean, choice, fail, number
 from ..tasks.life.flatboards import FlatBoards
 from ..tasks.life.patterns import pattern_matrix
-from ..tasks.life.rules import Rule
+from ..tasks.life.rules import Rule, blocks_for
 from .presolve import write_solution
 from .replica import ReplicaActivation, ReplicaLinear, ReplicaNet
 
 HEADS = ("sigmoid", "clamp")
 LAYOUTS = ("firner", "springer_kenyon")
-
-
-def blocks_for(steps: int, d_factor: float) -> int:
-    """Firner's depth: floor(steps * d_factor) blocks (the epsilon keeps 3 * 0.7 from flooring to 2)."""
-    return math.floor(steps * d_factor + 1e-9)
 
 
 def lookup(table: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
@@ -46,7 +40,7 @@ class LifeConvNet(ReplicaNet):
     m channels, then one final Conv1x1(m -> 1) (23n + 2 parameters at m = 1).
     With `head="sigmoid"` the last activation is replaced by a sigmoid folded into the loss (the net returns
     logits); with `head="clamp"` the last activation's output is clamped to [0, 1].
-    Convolutions are matmuls over neighbourhood patches (`FlatBoards`), so a 3x3 conv of K replicas is one
+    Convolutions are matmuls over neighborhood patches (`FlatBoards`), so a 3x3 conv of K replicas is one
     `baddbmm`; the first block, which sees only 0/1 cells, is evaluated once per 3x3 pattern and looked up.
     """
 
@@ -100,7 +94,7 @@ class LifeConvNet(ReplicaNet):
         self.layers = nn.ModuleList()
         self.acts = nn.ModuleList()
         channels = 1
-        for block in range(blocks):
+        for _ in range(blocks):
             widths = [(9 * channels, 2 * m), (2 * m, m)] + ([(m, 1)] if layout == "firner" else [])
             for fan_in, fan_out in widths:
                 self.layers.append(ReplicaLinear(replicas, fan_in, fan_out))
@@ -136,7 +130,7 @@ class LifeConvNet(ReplicaNet):
     def forward(self, boards: torch.Tensor, dropout_generators: Sequence[torch.Generator] | None = None):
         """`[K, B, H, W]` 0/1 boards in, `[K, B, H, W]` logits (sigmoid head) or probabilities (clamp head) out.
 
-        The layers up to the second 3x3 conv see each cell's 3x3 neighbourhood and nothing else, so on 0/1
+        The layers up to the second 3x3 conv see each cell's 3x3 neighborhood and nothing else, so on 0/1
         boards they are evaluated on the 512 patterns and gathered by each cell's code: the same numbers,
         and gradients summed per pattern, instead of per cell. Not when Dropout2d acts inside that span
         (its mask differs per board), where every cell goes through the convs.
@@ -158,7 +152,7 @@ class LifeConvNet(ReplicaNet):
         return self._run_layers(x, start, len(self.layers), grid, dropout_generators)[:, 0]
 
     def pattern_outputs(self) -> torch.Tensor | None:
-        """`[K, 512]` outputs for each 3x3 pattern when the whole net is a function of a cell's neighbourhood
+        """`[K, 512]` outputs for each 3x3 pattern when the whole net is a function of a cell's neighborhood
         (one block, so no Dropout2d either), else None: then a batch's loss needs only its pattern counts."""
         if self.blocks != 1:
             return None
@@ -172,8 +166,8 @@ class LifeConvNet(ReplicaNet):
             layer, act = self.layers[index], self.acts[index]
             block, position = divmod(index, self.layers_per_block)
             is_conv3x3 = position == 0 and block < self.blocks
-            if is_conv3x3 and grid is not None:  # (patterns come in as neighbourhoods already)
-                x = grid.neighbourhoods(x if index == 0 else grid.refresh(x))
+            if is_conv3x3 and grid is not None:  # (patterns come in as neighborhoods already)
+                x = grid.neighborhoods(x if index == 0 else grid.refresh(x))
             x = layer.channels_first(x)
             if is_conv3x3 and self.training and self.dropout > 0 and block < self.blocks - 1:
                 x = self._channel_dropout(x, grid.boards, dropout_generators)
@@ -184,7 +178,8 @@ class LifeConvNet(ReplicaNet):
         return x
 
     def _channel_dropout(self, x, batch, generators):
-        """Dropout2d on `[K, C, B * cells]`: drop whole channels of a board, each replica's mask from its own generator."""
+        """Dropout2d on `[K, C, B * cells]`: drop whole channels of a board, each replica's mask from its own
+        generator."""
         replicas, channels, length = x.shape
         keep = 1.0 - self.dropout
         if generators is None:

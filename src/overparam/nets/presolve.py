@@ -9,9 +9,9 @@ from ..tasks.life.rules import CENTER, NEIGHBOR_INDICES, Rule
 
 @torch.no_grad()
 def write_solution(net, rule: Rule) -> None:
-    """Overwrite every replica with an exact solution of `rule` (any Life-like rule, either neighbourhood).
+    """Overwrite every replica with an exact solution of `rule` (any Life-like rule, either neighborhood).
 
-    With s = 2 * neighbours + alive, the next state is 1 exactly on a few runs [lo, hi] of s
+    With s = 2 * neighbors + alive, the next state is 1 exactly on a few runs [lo, hi] of s
     (`Rule.alive_intervals`). Per run the 3x3 conv has two units, a = act(4 (lo - 1/2 - s)) and
     b = act(4 (s - hi - 1/2)), whose sum is 0 on the run (with a margin of 1/2) and >= 2 off it;
     the next layer outputs on = act(1 - a - b), exactly 1 on the run and 0 off it, and the block

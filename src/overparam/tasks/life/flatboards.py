@@ -1,12 +1,12 @@
-"""Boards laid out flat, so that every 3x3 neighbourhood is 9 contiguous offset slices.
+"""Boards laid out flat, so that every 3x3 neighborhood is 9 contiguous offset slices.
 
 A strided im2col over 10 x 10 boards copies rows of 10 numbers at a time, and autograd's backward of
 a stack of slices allocates a full-size zero tensor per slice: together they cost more than the convs
 themselves. Here a batch of boards `[..., B, H, W]` becomes one flat row `[..., L]` per channel, with
-padding cells laid between cells so that the neighbour at (dy, dx) is always at flat offset
+padding cells laid between cells so that the neighbor at (dy, dx) is always at flat offset
 `dy * row + dx`, for every cell at once:
 
-- `dead` boundary: one zero column after each row and one zero row after each board. Neighbouring
+- `dead` boundary: one zero column after each row and one zero row after each board. Neighboring
   boards share them (the column after row y is also the column before row y + 1), so only 21% of a
   10 x 10 board's positions are padding, against 44% for a full ring.
 - `wrap` boundary: a full ring around each board holding the wrapped-around cells.
@@ -61,15 +61,15 @@ class FlatBoards:
         mask = torch.ones(self.boards, self.height, self.width, dtype=x.dtype, device=x.device)
         return self.embed(mask)
 
-    def neighbourhoods(self, x: torch.Tensor) -> torch.Tensor:
-        """`[K, C, L]` -> `[K, 9 * C, L]`: each position's 3x3 neighbourhood, index `offset * C + channel`."""
+    def neighborhoods(self, x: torch.Tensor) -> torch.Tensor:
+        """`[K, C, L]` -> `[K, 9 * C, L]`: each position's 3x3 neighborhood, index `offset * C + channel`."""
         return _OffsetSlices.apply(x, self.offsets, self.margin)
 
     def codes(self, x: torch.Tensor) -> torch.Tensor:
-        """The 9-bit neighbourhood code (bit j = `STENCIL[j]` alive) of every position of 0/1 `[..., L]`, as int32.
+        """The 9-bit neighborhood code (bit j = `STENCIL[j]` alive) of every position of 0/1 `[..., L]`, as int32.
 
-        Separable, so 4 passes instead of 9: a row code r = left + 2 centre + 4 right (uint8, < 8), then
-        code = r(above) + 8 r + 64 r(below) in int16 (int64 arithmetic is 5x slower here), widened to int32
+        Separable, so 4 passes instead of 9: a row code r = left + 2 center + 4 right (uint8, < 8), then
+        code = r(above) + 8 r + 64 r(below) in int16 (narrower than int64: less memory traffic), widened to int32
         for `index_select`. Padding positions get codes too; callers ignore or refresh them.
         """
         alive = x if x.dtype == torch.uint8 else (x != 0).to(torch.uint8)

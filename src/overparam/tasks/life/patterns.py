@@ -1,6 +1,6 @@
-"""The 512 3x3 neighbourhoods of a 0/1 board, and a Life-like rule as a 512-entry table over them.
+"""The 512 3x3 neighborhoods of a 0/1 board, and a Life-like rule as a 512-entry table over them.
 
-On 0/1 boards anything computed from one cell's 3x3 neighbourhood alone (the next state, or a net's first
+On 0/1 boards anything computed from one cell's 3x3 neighborhood alone (the next state, or a net's first
 block, which is a 3x3 conv followed by per-cell layers) takes at most 512 values. Evaluating it once per
 pattern and looking the result up by each cell's 9-bit code (`FlatBoards.codes`) gives exactly the same
 numbers for a fraction of the work: a batch of 128 10x10 boards has 12,800 cells but only 512 patterns.
@@ -26,7 +26,7 @@ def _device_key(device) -> torch.device:
 
 
 def pattern_matrix(dtype=torch.float32, device=None) -> torch.Tensor:
-    """`[9, 512]`: column c is the neighbourhood with code c (row j = stencil offset j, `STENCIL` order).
+    """`[9, 512]`: column c is the neighborhood with code c (row j = stencil offset j, `STENCIL` order).
     Made once per (dtype, device) and shared: read it, never write into it."""
     return _pattern_matrix(dtype, _device_key(device))
 
@@ -39,8 +39,8 @@ def _pattern_matrix(dtype, device) -> torch.Tensor:
 
 
 def rule_table(rule: Rule, device=None) -> torch.Tensor:
-    """`[512]` uint8: the next state of the centre cell of every neighbourhood pattern.
-    Made once per (rule, device) and shared (a training step used to rebuild it: ~4% of a one-step step)."""
+    """`[512]` uint8: the next state of the center cell of every neighborhood pattern.
+    Made once per (rule, device) and shared, so no training step rebuilds it."""
     return _rule_table(rule, _device_key(device))
 
 

@@ -1,7 +1,8 @@
-"""Life-like rules: the B.../S... rule string, the two neighbourhoods, and the 3x3 stencil they live on."""
+"""Life-like rules: the B.../S... rule string, the two neighborhoods, and the 3x3 stencil they live on."""
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -21,7 +22,8 @@ _RULE_PATTERN = re.compile(r"^B(\d*)/S(\d*)$", re.IGNORECASE)
 
 @dataclass(frozen=True)
 class Rule:
-    """A Life-like rule: a dead cell is born with a neighbour count in `birth`, a live one survives with one in `survive`."""
+    """A Life-like rule: a dead cell is born with a neighbor count in `birth`, a live one survives with one in
+    `survive`."""
 
     birth: frozenset[int]
     survive: frozenset[int]
@@ -40,9 +42,9 @@ class Rule:
         return neighbors in (self.survive if alive else self.birth)
 
     def alive_intervals(self) -> list[tuple[int, int]]:
-        """Maximal runs [lo, hi] of the code s = 2 * neighbours + alive for which the cell is alive next.
+        """Maximal runs [lo, hi] of the code s = 2 * neighbors + alive for which the cell is alive next.
 
-        Every (alive, neighbours) pair has its own code, so the rule is exactly the union of these
+        Every (alive, neighbors) pair has its own code, so the rule is exactly the union of these
         runs; the hand-built net spends one hidden unit per run.
         """
         codes = [s for s in range(2 * self.neighbors + 2) if self.alive_next(s % 2, s // 2)]
@@ -56,7 +58,7 @@ class Rule:
 
 
 def parse_rule(rule: str, neighborhood: str = "moore") -> Rule:
-    """Parse a `B.../S...` rule string such as `B3/S23`; counts above the neighbourhood's size are rejected."""
+    """Parse a `B.../S...` rule string such as `B3/S23`; counts above the neighborhood's size are rejected."""
     if neighborhood not in NEIGHBORHOODS:
         raise ValueError(f"neighborhood={neighborhood!r} is not one of {', '.join(NEIGHBORHOODS)}")
     match = _RULE_PATTERN.match(str(rule).strip())
@@ -67,6 +69,12 @@ def parse_rule(rule: str, neighborhood: str = "moore") -> Rule:
     too_many = sorted(c for c in birth | survive if c > maximum)
     if too_many:
         raise ValueError(
-            f"rule={rule!r} counts {too_many} neighbours, but the {neighborhood} neighbourhood has only {maximum}"
+            f"rule={rule!r} counts {too_many} neighbors, but the {neighborhood} neighborhood has only {maximum}"
         )
     return Rule(frozenset(birth), frozenset(survive), neighborhood)
+
+
+def blocks_for(steps: int, d_factor: float) -> int:
+    """Firner's depth: a net predicting `steps` generations has floor(steps * d_factor) blocks (the epsilon keeps
+    3 * 0.7 from flooring to 2)."""
+    return math.floor(steps * d_factor + 1e-9)

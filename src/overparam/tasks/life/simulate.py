@@ -29,9 +29,9 @@ def life_step(
 def life_run(boards: torch.Tensor, steps: int, rule: Rule, boundary: str = "dead") -> torch.Tensor:
     """The boards after `steps` generations, in the boards' dtype and device.
 
-    Each generation is one lookup of the rule's 512-entry table by every cell's 9-bit neighbourhood code,
+    Each generation is one lookup of the rule's 512-entry table by every cell's 9-bit neighborhood code,
     on uint8 boards kept in the flat layout between generations: a handful of passes over bytes instead
-    of a count and a comparison per neighbour and per birth/survival count in the boards' dtype.
+    of a count and a comparison per neighbor and per birth/survival count in the boards' dtype.
     """
     if boundary not in BOUNDARIES:
         raise ValueError(f"boundary={boundary!r} is not one of {', '.join(BOUNDARIES)}")
@@ -80,9 +80,10 @@ def fair_coin_boards(generators: Sequence[torch.Generator], count: int, size: in
     cells = count * size * size
     words = -(-cells // 64)
     drawn = torch.stack(
-        [torch.randint(-(2**63), 2**63 - 1, (words,), dtype=torch.int64, generator=g, device=device) for g in generators]
+        [torch.randint(-(2**63), 2**63 - 1, (words,), dtype=torch.int64, generator=g, device=device)
+         for g in generators]
     )
-    # Unpacked by one lookup per byte in a table of its 8 bits, as one int64 (8x faster than shift-and-mask).
+    # Unpacked by one lookup per byte in a table of its 8 bits, as one int64: fewer passes than shift-and-mask.
     byte_bits = ((torch.arange(256, device=device).unsqueeze(-1) >> torch.arange(8, device=device)) & 1)
     byte_bits = byte_bits.to(torch.uint8).view(torch.int64).reshape(256)
     bits = byte_bits.index_select(0, drawn.view(torch.uint8).reshape(-1).to(torch.int32)).view(torch.uint8)

@@ -35,7 +35,9 @@ def maxcut_qubo(adjacency):
     if isinstance(adjacency, np.ndarray):
         return maxcut_qubo(torch.from_numpy(adjacency)).numpy()
     if adjacency.shape[-1] != adjacency.shape[-2] or not torch.equal(adjacency, adjacency.transpose(-1, -2)):
-        raise ValueError(f"maxcut_qubo needs a symmetric [..., n, n] adjacency matrix, got shape {tuple(adjacency.shape)}")
+        raise ValueError(
+            f"maxcut_qubo needs a symmetric [..., n, n] adjacency matrix, got shape {tuple(adjacency.shape)}"
+        )
     return torch.diag_embed(adjacency.sum(-1)) - adjacency
 
 

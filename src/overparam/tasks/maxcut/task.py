@@ -72,7 +72,8 @@ class MaxCutTask(Task):
         nodes, edges = task["nodes"], task["edges"]
         max_edges = nodes * (nodes - 1) // 2
         if not is_int(edges) or not 1 <= edges <= max_edges:
-            fail("task.edges", edges, f"must be an integer in 1..{max_edges} (nodes*(nodes-1)/2 for task.nodes={nodes})")
+            fail("task.edges", edges,
+                 f"must be an integer in 1..{max_edges} (nodes*(nodes-1)/2 for task.nodes={nodes})")
         samples, fraction = task["samples"], task["test_fraction"]
         if not is_int(samples) or samples < 2 or not 0 < _test_count(samples, fraction) < samples:
             fail("task.samples", samples, "must be an integer large enough that both the train and the test split "
@@ -187,7 +188,8 @@ class MaxCutTask(Task):
         bayes = edge_list_bayes_prediction(test, self.nodes)
         squared = ((bayes - targets) ** 2).sum().double()
         deviation = ((targets - targets.mean(0)) ** 2).sum().double()
-        return {"bayes_mse_floor": squared.item() / targets.numel(), "bayes_r2_ceiling": 1.0 - (squared / deviation).item()}
+        return {"bayes_mse_floor": squared.item() / targets.numel(),
+                "bayes_r2_ceiling": 1.0 - (squared / deviation).item()}
 
     def result_extras(self) -> dict:
         """The Bayes wall and the split sizes."""
