@@ -157,6 +157,9 @@ def params_at(width: float, grid: list[tuple[float, float]]) -> float:
     logs_p = np.log([p for _, p in grid])
     if not grid[0][0] <= width <= grid[-1][0]:
         return math.nan  # no extrapolation outside the tested widths
+    exact = dict(grid)
+    if width in exact:
+        return exact[width]
     return float(np.exp(np.interp(math.log(width), logs_m, logs_p)))
 
 
