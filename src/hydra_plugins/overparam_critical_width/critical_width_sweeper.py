@@ -137,6 +137,20 @@ def combinations_of(params: Dict[str, Any], arguments: List[str], key: str, conf
     return BasicSweeper.split_arguments(overrides, None)[0] if overrides else [[]]
 
 
+def preflight_jobs(sweeper: DictConfig, arguments: List[str]) -> List[List[str]]:
+    """For overparam.preflight: the settings checked, then each combination at the `low` and `high` widths,
+    the narrowest and widest jobs the search may launch."""
+    from overparam.critical_width import SearchSettings
+
+    settings = SearchSettings.checked(**{k: OmegaConf.to_object(sweeper[k]) if OmegaConf.is_config(sweeper[k])
+                                         else sweeper[k] for k in ("low", "high", "targets", "precision",
+                                                                    "max_jobs", "max_seeds")})
+    params = OmegaConf.to_container(sweeper.params) if sweeper.get("params") else {}
+    combinations = combinations_of(params, arguments, sweeper.key)
+    return [combination + [f"{sweeper.key}={width}"] for combination in combinations
+            for width in sorted({settings.low, settings.high})]
+
+
 def _read(folder: Path) -> Optional[dict]:
     from overparam.results import RESULT_FILE, read_result
 
