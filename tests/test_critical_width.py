@@ -104,22 +104,26 @@ def _assert_found(sweep_dir: Path, completed):
     assert len(jobs_run(sweep_dir)) == len(set(jobs_run(sweep_dir))) < 20
 
 
-def test_sweeper_finds_m50_through_the_basic_launcher(tmp_path):
-    _assert_found(tmp_path / "basic", run_app(tmp_path / "basic"))
+@pytest.fixture(scope="module")
+def basic_sweep(tmp_path_factory):
+    """One uninterrupted search through the basic launcher, shared by the tests that compare against it."""
+    sweep_dir = tmp_path_factory.mktemp("basic")
+    return sweep_dir, run_app(sweep_dir)
 
 
-def test_sweeper_finds_m50_through_the_joblib_launcher_with_the_same_jobs(tmp_path):
+def test_sweeper_finds_m50_through_the_basic_launcher(basic_sweep):
+    _assert_found(*basic_sweep)
+
+
+def test_sweeper_finds_m50_through_the_joblib_launcher_with_the_same_jobs(tmp_path, basic_sweep):
     completed = run_app(tmp_path / "joblib", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2")
     _assert_found(tmp_path / "joblib", completed)
-    basic = run_app(tmp_path / "basic", report=False)
-    assert basic.returncode == 0
     # The decisions depend only on results, so either launcher runs the same jobs.
-    assert sorted(jobs_run(tmp_path / "joblib")) == sorted(jobs_run(tmp_path / "basic"))
+    assert sorted(jobs_run(tmp_path / "joblib")) == sorted(jobs_run(basic_sweep[0]))
 
 
-def test_a_killed_search_resumes_without_redoing_finished_jobs(tmp_path):
-    clean = run_app(tmp_path / "clean", report=False)
-    assert clean.returncode == 0
+def test_a_killed_search_resumes_without_redoing_finished_jobs(tmp_path, basic_sweep):
+    clean_dir = basic_sweep[0]
     killed_dir = tmp_path / "killed"
     process = run_app(killed_dir, wait=False, report=False, job_seconds=0.4)
     deadline = time.time() + 120
@@ -128,7 +132,7 @@ def test_a_killed_search_resumes_without_redoing_finished_jobs(tmp_path):
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
     before = jobs_run(killed_dir)
-    assert 4 <= len(before) < len(jobs_run(tmp_path / "clean"))
+    assert 4 <= len(before) < len(jobs_run(clean_dir))
     mtimes = {name: (killed_dir / name / "result.json").stat().st_mtime_ns for name in before}
     resumed = run_app(killed_dir, report=False)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
@@ -136,7 +140,7 @@ def test_a_killed_search_resumes_without_redoing_finished_jobs(tmp_path):
     assert after[: len(before)] == before and len(after) == len(set(after))  # nothing written twice
     assert {name: (killed_dir / name / "result.json").stat().st_mtime_ns for name in before} == mtimes
     # Replayed from the files, the search made the same decisions as the uninterrupted one.
-    assert sorted(after) == sorted(jobs_run(tmp_path / "clean"))
+    assert sorted(after) == sorted(jobs_run(clean_dir))
 
 
 @pytest.mark.parametrize("override, key", [("hydra.sweeper.low=10", "hydra.sweeper.high"),
@@ -146,3 +150,19 @@ def test_bad_settings_stop_the_sweep_before_any_job(tmp_path, override, key):
     completed = run_app(tmp_path, override, "hydra.sweeper.high=5", report=False)
     assert completed.returncode != 0
     assert key in completed.stderr and not (tmp_path / "writes.log").exists()
+
+
+def test_report_command_rebuilds_the_same_thresholds_from_the_files_alone(basic_sweep, capsys):
+    from tbparse import SummaryReader
+
+    from overparam.report import main
+
+    sweep_dir, _ = basic_sweep
+    written_by_the_sweep = (sweep_dir / "thresholds.csv").read_text()
+    (sweep_dir / "thresholds.csv").unlink()
+    assert main([str(sweep_dir)]) == 0
+    assert (sweep_dir / "thresholds.csv").read_text() == written_by_the_sweep
+    assert "m50 = " in capsys.readouterr().out
+    scalars = SummaryReader(str(sweep_dir / "tensorboard"), extra_columns={"dir_name"}).scalars
+    m50 = scalars[scalars.tag == "threshold/m50"].value.tolist()
+    assert m50 == pytest.approx([float(m50_row(sweep_dir)["estimate"])])
