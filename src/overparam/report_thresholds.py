@@ -63,6 +63,10 @@ def draw_thresholds(rows: list[dict], figure) -> None:
         elif row["status"] == "separated":
             axis.plot([low, high], [target, target], color=colour, linewidth=2, linestyle="--")
     axis.set_xlim(low_limit, high_limit)
+    if any(row["status"] in ("ok", "separated") for row in rows):
+        axis.plot([], [], marker="D", color="grey", markeredgecolor="black", linewidth=2.5,
+                  label="m50 / m90, 95% CI (dashed: separated data)")
+        axis.legend(fontsize=8)
 
 
 def write_tensorboard_thresholds(rows: list[dict], directory: Path) -> None:
