@@ -111,7 +111,10 @@ class CriticalWidthSweeper(Sweeper):
         from overparam.thresholds import describe, threshold_rows
 
         print(f"\ncritical_width: {used} jobs in {rounds} rounds (max_jobs={settings.max_jobs})")
-        for combination, tally, index in zip(combinations, tallies, range(len(combinations))):
+        varying = [{o for o in c if sum(o in other for other in combinations) < len(combinations)}
+                   for c in combinations]  # name a combination by the overrides that tell it from the others
+        for combination, tally, index in zip(varying, tallies, range(len(combinations))):
+            combination = sorted(combination)
             widths = sorted(w for w, t in tally.items() if t.trials)
             grid = [(w, tally[w].params_per_replica) for w in widths if tally[w].params_per_replica]
             rows = threshold_rows(",".join(combination) or "all", widths, [tally[w].successes for w in widths],
