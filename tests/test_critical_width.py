@@ -166,3 +166,29 @@ def test_report_command_rebuilds_the_same_thresholds_from_the_files_alone(basic_
     scalars = SummaryReader(str(sweep_dir / "tensorboard"), extra_columns={"dir_name"}).scalars
     m50 = scalars[scalars.tag == "threshold/m50"].value.tolist()
     assert m50 == pytest.approx([float(m50_row(sweep_dir)["estimate"])])
+
+
+# ----- run.py's preflight knows the search --------------------------------------------------------------
+
+def test_preflight_checks_the_bounds_of_every_combination_not_a_misread_grid():
+    from overparam.preflight import jobs_of
+
+    jobs = jobs_of(["-m", "hydra/sweeper=critical_width", "task.steps=1,2", "hydra.sweeper.high=9"])
+    widths = sorted((next(o for o in job if o.startswith("task.steps=")), next(o for o in job if "m_factor" in o))
+                    for job in jobs)
+    assert widths == [("task.steps=1", "model.m_factor=1"), ("task.steps=1", "model.m_factor=9"),
+                      ("task.steps=2", "model.m_factor=1"), ("task.steps=2", "model.m_factor=9")]
+
+
+@pytest.mark.parametrize("override, message", [
+    ("hydra.sweeper.precision=0", "config error: hydra.sweeper.precision=0.0: must be a relative width > 0"),
+    ("model.m_factor=2,3", "config error: model.m_factor is searched by hydra/sweeper=critical_width"),
+])
+def test_run_py_stops_bad_search_settings_with_one_line_before_any_job(tmp_path, override, message):
+    from helpers import run_py
+
+    completed = run_py("-m", "hydra/sweeper=critical_width", override, f"hydra.sweep.dir={tmp_path / 's'}",
+                       check=False)
+    assert completed.returncode == 2
+    assert completed.stderr.strip().startswith(message) and len(completed.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "s").exists()
