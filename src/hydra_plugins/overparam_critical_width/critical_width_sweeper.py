@@ -75,7 +75,7 @@ class CriticalWidthSweeper(Sweeper):
             requests = requests[: settings.max_jobs - used]
             used += len(requests)
             rounds += 1
-            batch = [combinations[i] + self._width_and_seed(width, seed, base_seed) for i, width, seed in requests]
+            batch = [self._job(combinations[i], width, seed, base_seed) for i, width, seed in requests]
             folders = [self._job_folder(overrides) for overrides in batch]
             pending = [overrides for overrides, (folder, config) in zip(batch, folders)
                        if not _complete(folder, config)]
@@ -94,10 +94,15 @@ class CriticalWidthSweeper(Sweeper):
         self._print_summary(combinations, tallies, stopped, settings, used, rounds)
         return None
 
-    def _width_and_seed(self, width: int, seed: int, base_seed: int) -> List[str]:
-        # Seed index 0 is the job a grid would run (no seed override), so earlier grid folders are reused.
-        extra = [f"{self.seed_key}={base_seed + seed}"] if seed else []
-        return [f"{self.key}={width}"] + extra
+    def _job(self, combination: List[str], width: int, seed: int, base_seed: int) -> List[str]:
+        """The job's overrides. Seed index 0 is the job a grid would run (no seed override), so earlier grid folders
+        are reused; index k adds k to the seed (the combination's own `seed=` if it has one)."""
+        if not seed:
+            return list(combination) + [f"{self.key}={width}"]
+        given = [o for o in combination if o.split("=", 1)[0] == self.seed_key]
+        start = int(given[-1].split("=", 1)[1]) if given else base_seed
+        others = [o for o in combination if o.split("=", 1)[0] != self.seed_key]
+        return others + [f"{self.key}={width}", f"{self.seed_key}={start + seed}"]
 
     def _job_folder(self, overrides: List[str]):
         """The folder Hydra will give this job and its resolved task config (what the job records in result.json)."""
