@@ -26,6 +26,7 @@ An `ok` row whose interval runs past the tested widths is unbounded on that side
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -66,7 +67,10 @@ def _glm(successes, failures, exog, offset=None):
     import statsmodels.api as sm
 
     endog = np.column_stack([successes, failures])
-    return sm.GLM(endog, exog, family=sm.families.Binomial(), offset=offset).fit()
+    with warnings.catch_warnings():
+        # Far out on the profile a fixed m_q makes the data look separated; statsmodels warns, the fit is right.
+        warnings.simplefilter("ignore")
+        return sm.GLM(endog, exog, family=sm.families.Binomial(), offset=offset).fit()
 
 
 def fit_thresholds(widths, successes, trials, targets=TARGETS) -> list[Threshold]:
@@ -103,10 +107,11 @@ def fit_thresholds(widths, successes, trials, targets=TARGETS) -> list[Threshold
     for target in targets:
         logit = math.log(target / (1 - target))
         theta = (logit - intercept) / slope  # log m_q
-        if theta > x[-1]:
+        edge = 1e-9  # a fit through a point at exactly q puts m_q on that width, up to rounding
+        if theta > x[-1] + edge:
             out.append(Threshold(target, "not_reached_above", ci_low=widths_list[-1]))
             continue
-        if theta < x[0]:
+        if theta < x[0] - edge:
             out.append(Threshold(target, "not_reached_below", ci_high=widths_list[0]))
             continue
         low, high = _profile_interval(s, n, x, logit, theta, full.llf)
