@@ -99,6 +99,10 @@ def jobs_of(argv: list[str]) -> list[list[str]]:
         first = _compose(jobs[0])
     except Exception as error:  # noqa: BLE001
         raise ConfigError(_explain_composition_error(error, jobs[0])) from None
+    if str(first.hydra.sweeper.get("_target_", "")).endswith(".CriticalWidthSweeper"):
+        from hydra_plugins.overparam_critical_width.critical_width_sweeper import preflight_jobs
+
+        return preflight_jobs(first.hydra.sweeper, arguments)  # the search's bounds, not a grid
     params = first.hydra.sweeper.get("params") or {}
     if params:
         jobs = _expand([f"{key}={value}" for key, value in params.items()] + arguments)

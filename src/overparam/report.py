@@ -24,6 +24,7 @@ from pathlib import Path
 from .atomic import atomic_write_text
 from .config import flatten as flatten_config
 from .metrics import summarize
+from .report_thresholds import print_thresholds, report_thresholds, write_tensorboard_thresholds
 from .results import RESULT_FILE, identity, read_result
 
 WIDTH_KEY = "model.m_factor"
@@ -272,13 +273,16 @@ def write_report(*sweep_dirs, out: str | Path | None = None, quiet: bool = False
     points = pool(results)
     rows = write_summary_csv(points, out_dir / SUMMARY_FILE)
     figure = make_figure(points)
+    thresholds = report_thresholds({curve_name(c): m for c, m in curves(points).items()}, out_dir, figure)
     staging_png = out_dir / f".{FIGURE_FILE}.tmp"
     figure.savefig(staging_png, dpi=120, format="png")
     staging_png.replace(out_dir / FIGURE_FILE)
     write_tensorboard(points, out_dir / TENSORBOARD_DIR, figure)
+    write_tensorboard_thresholds(thresholds, out_dir / TENSORBOARD_DIR)
     if not quiet:
         print(f"\nsweep {out_dir}: {len(results)} jobs, {len(rows)} grid points -> {out_dir / SUMMARY_FILE}")
         print_table(rows, points)
+        print_thresholds(thresholds)
         for point in points:
             for failure in point.failures:
                 print(f"FAILED {failure}")

@@ -1,0 +1,24 @@
+"""Settings of `hydra/sweeper=critical_width`, registered with Hydra's ConfigStore when Hydra scans its plugins."""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+
+
+@dataclass
+class CriticalWidthSweeperConf:
+    _target_: str = "hydra_plugins.overparam_critical_width.critical_width_sweeper.CriticalWidthSweeper"
+    key: str = "model.m_factor"  # the integer width searched
+    low: int = 1  # narrowest width tried
+    high: int = 64  # widest width tried
+    targets: list[float] = field(default_factory=lambda: [0.5])  # success rates whose width is searched
+    precision: float = 0.25  # stop when neighbouring widths hi/lo - 1 <= precision bracket the target
+    max_jobs: int = 60  # budget: jobs over all combinations (reused finished jobs count)
+    max_seeds: int = 4  # at most this many jobs (seed, seed+1, ...) at one width
+    seed_key: str = "seed"  # extra trials at a width are jobs with seed+1, seed+2, ...
+    params: dict[str, Any] | None = None  # other swept keys, as the basic sweeper's params (for presets)
+
+
+ConfigStore.instance().store(group="hydra/sweeper", name="critical_width", node=CriticalWidthSweeperConf,
+                             provider="overparam")

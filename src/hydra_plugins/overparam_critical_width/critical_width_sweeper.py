@@ -1,0 +1,172 @@
+"""A Hydra sweeper that searches the width where success crosses a target, instead of running a grid.
+
+    python run.py -m hydra/sweeper=critical_width task.steps=1,2 hydra.sweeper.high=32
+
+Every combination of the other swept keys (expanded as the basic sweeper does) gets its own search
+(overparam.critical_width.plan); each round's jobs, over all combinations, go to the configured launcher as
+one batch, so basic, joblib (local_gpus), submitit (slurm) and ray run a round in parallel. Jobs are ordinary
+jobs: their folder is the one Hydra gives them (hydra.sweep.dir / hydra.sweep.subdir), their outcome is read
+from their result.json. The search is replayed from those files on every start: a round whose jobs are all
+complete is not launched again, so a killed search resumes where it stood and makes the same decisions.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.plugins.sweeper import Sweeper
+from hydra.types import HydraContext, TaskFunction
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger(__name__)
+
+
+class CriticalWidthSweeper(Sweeper):
+    def __init__(self, key: str, low: int, high: int, targets: list[float], precision: float, max_jobs: int,
+                 max_seeds: int, seed_key: str, params: dict[str, Any] | None = None) -> None:
+        super().__init__()
+        self.key, self.seed_key = key, seed_key
+        self.raw_settings = dict(low=low, high=high, targets=list(targets) if not isinstance(targets, (int, float))
+                                 else targets, precision=precision, max_jobs=max_jobs, max_seeds=max_seeds)
+        self.params = dict(params or {})
+        self.hydra_context: HydraContext | None = None
+        self.config: DictConfig | None = None
+        self.launcher = None
+
+    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
+        from hydra.core.plugins import Plugins
+
+        self.hydra_context, self.config = hydra_context, config
+        self.launcher = Plugins.instance().instantiate_launcher(
+            hydra_context=hydra_context, task_function=task_function, config=config
+        )
+
+    def sweep(self, arguments: list[str]) -> Any:
+        from overparam.critical_width import SearchSettings, add_result, plan
+
+        settings = SearchSettings.checked(**self.raw_settings)  # before any job; ConfigError is one line
+        combinations = combinations_of(self.params, arguments, self.key, self.hydra_context.config_loader)
+        sweep_dir = Path(self.config.hydra.sweep.dir)
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
+        base_seed = int(OmegaConf.select(self.config, self.seed_key, default=0) or 0)
+
+        tallies: list[dict] = [{} for _ in combinations]
+        stopped: dict[int, dict] = {}
+        used = job_index = rounds = 0
+        while True:
+            requests = []
+            for index, _combination in enumerate(combinations):
+                if index in stopped:
+                    continue
+                step = plan(tallies[index], settings)
+                if not step.jobs:
+                    stopped[index] = step.status
+                requests.extend((index, width, seed) for width, seed in step.jobs)
+            if not requests:
+                break
+            if used >= settings.max_jobs:
+                log.warning(f"critical_width: max_jobs={settings.max_jobs} spent; stopping with {len(requests)} "
+                            "jobs still wanted")
+                break
+            requests = requests[: settings.max_jobs - used]
+            used += len(requests)
+            rounds += 1
+            batch = [self._job(combinations[i], width, seed, base_seed) for i, width, seed in requests]
+            folders = [self._job_folder(overrides) for overrides in batch]
+            pending = [overrides for overrides, (folder, config) in zip(batch, folders)
+                       if not _complete(folder, config)]
+            log.info(f"critical_width round {rounds}: {len(batch)} jobs, {len(pending)} to run")
+            if pending:
+                self.validate_batch_is_legal(pending)
+                self.launcher.launch(pending, initial_job_idx=job_index)
+                job_index += len(pending)
+            for (index, width, _), (folder, _config) in zip(requests, folders):
+                result = _read(folder)
+                if result is None or result.get("status") != "ok":
+                    why = (result or {}).get("error", "no result.json")
+                    stopped[index] = {"all targets": f"job {folder} did not finish ({why})"}
+                    continue
+                add_result(tallies[index], width, result)
+        self._print_summary(combinations, tallies, stopped, settings, used, rounds)
+        return None
+
+    def _job(self, combination: list[str], width: int, seed: int, base_seed: int) -> list[str]:
+        """The job's overrides. Seed index 0 is the job a grid would run (no seed override), so earlier grid folders
+        are reused; index k adds k to the seed (the combination's own `seed=` if it has one)."""
+        if not seed:
+            return list(combination) + [f"{self.key}={width}"]
+        given = [o for o in combination if o.split("=", 1)[0] == self.seed_key]
+        start = int(given[-1].split("=", 1)[1]) if given else base_seed
+        others = [o for o in combination if o.split("=", 1)[0] != self.seed_key]
+        return others + [f"{self.key}={width}", f"{self.seed_key}={start + seed}"]
+
+    def _job_folder(self, overrides: list[str]):
+        """The folder Hydra will give this job and its resolved task config (what the job records in result.json)."""
+        config = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
+        folder = Path(config.hydra.sweep.dir) / str(config.hydra.sweep.subdir)
+        container = OmegaConf.to_container(config, resolve=False)
+        container.pop("hydra", None)
+        return folder, OmegaConf.to_container(OmegaConf.create(container), resolve=True)
+
+    def _print_summary(self, combinations, tallies, stopped, settings, used, rounds) -> None:
+        from overparam.thresholds import describe, threshold_rows
+
+        print(f"\ncritical_width: {used} jobs in {rounds} rounds (max_jobs={settings.max_jobs})")
+        varying = [{o for o in c if sum(o in other for other in combinations) < len(combinations)}
+                   for c in combinations]  # name a combination by the overrides that tell it from the others
+        for combination, tally, index in zip(varying, tallies, range(len(combinations))):
+            combination = sorted(combination)
+            widths = sorted(w for w, t in tally.items() if t.trials)
+            grid = [(w, tally[w].params_per_replica) for w in widths if tally[w].params_per_replica]
+            rows = threshold_rows(",".join(combination) or "all", widths, [tally[w].successes for w in widths],
+                                  [tally[w].trials for w in widths], grid, settings.targets)
+            runs = "  ".join(f"m={w}:{tally[w].successes}/{tally[w].trials}" for w in widths)
+            print(f"  {','.join(combination) or 'all'}: {runs}")
+            for in_m, in_params in zip(rows[::2], rows[1::2]):
+                print(f"    {describe(in_m)}; {describe(in_params)}")
+            for target, why in (stopped.get(index) or {}).items():
+                print(f"    search for {target}: {why}")
+
+
+def combinations_of(params: dict[str, Any], arguments: list[str], key: str, config_loader=None) -> list[list[str]]:
+    """Every combination of the other swept keys, as the basic sweeper expands `key=a,b` and `params`."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+
+    from overparam.validate import ConfigError
+
+    lines = [f"{k}={v}" for k, v in params.items()] + list(arguments)
+    overrides = OverridesParser.create(config_loader=config_loader).parse_overrides(lines)
+    if any(o.get_key_element() == key for o in overrides):
+        raise ConfigError(f"{key} is searched by hydra/sweeper=critical_width; set hydra.sweeper.low and "
+                          "hydra.sweeper.high instead of giving it on the command line")
+    return BasicSweeper.split_arguments(overrides, None)[0] if overrides else [[]]
+
+
+def preflight_jobs(sweeper: DictConfig, arguments: list[str]) -> list[list[str]]:
+    """For overparam.preflight: the settings checked, then each combination at the `low` and `high` widths,
+    the narrowest and widest jobs the search may launch."""
+    from overparam.critical_width import SearchSettings
+
+    settings = SearchSettings.checked(**{k: OmegaConf.to_object(sweeper[k]) if OmegaConf.is_config(sweeper[k])
+                                         else sweeper[k] for k in ("low", "high", "targets", "precision",
+                                                                    "max_jobs", "max_seeds")})
+    params = OmegaConf.to_container(sweeper.params) if sweeper.get("params") else {}
+    combinations = combinations_of(params, arguments, sweeper.key)
+    return [combination + [f"{sweeper.key}={width}"] for combination in combinations
+            for width in sorted({settings.low, settings.high})]
+
+
+def _read(folder: Path) -> dict | None:
+    from overparam.results import RESULT_FILE, read_result
+
+    return read_result(folder / RESULT_FILE)
+
+
+def _complete(folder: Path, config: dict) -> bool:
+    from overparam.results import is_done
+
+    return bool(config.get("force") is not True and is_done(_read(folder), config))

@@ -1,0 +1,99 @@
+"""Critical-width fits (overparam.thresholds) against a known logistic in log(width)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy.stats import binom
+
+from overparam.thresholds import describe, fit_thresholds, params_at, threshold_rows
+
+WIDTHS = [1, 2, 3, 4, 6, 8, 11, 16]
+TRUE_M50, SLOPE, TRIALS = 5.0, 3.0, 16
+
+
+def true_rate(width, m50=TRUE_M50, slope=SLOPE):
+    return 1.0 / (1.0 + np.exp(-slope * (np.log(width) - math.log(m50))))
+
+
+def true_width(target, m50=TRUE_M50, slope=SLOPE):
+    return m50 * math.exp(math.log(target / (1 - target)) / slope)
+
+
+def test_profile_interval_covers_the_true_m50_and_m90_at_the_nominal_rate():
+    rng = np.random.default_rng(20261129)
+    datasets = 200
+    covered = {0.5: 0, 0.9: 0}
+    fitted = {0.5: 0, 0.9: 0}
+    estimates = []
+    for _ in range(datasets):
+        successes = rng.binomial(TRIALS, true_rate(np.array(WIDTHS)))
+        for result in fit_thresholds(WIDTHS, successes, [TRIALS] * len(WIDTHS), (0.5, 0.9)):
+            if result.status != "ok":
+                continue
+            fitted[result.target] += 1
+            covered[result.target] += result.ci_low <= true_width(result.target) <= result.ci_high
+            if result.target == 0.5:
+                estimates.append(result.estimate)
+    # m50 sits mid-grid, so (almost) every dataset gives a finite fit; m90 = 10.4 is inside the grid too.
+    assert fitted[0.5] >= 0.98 * datasets and fitted[0.9] >= 0.9 * datasets
+    for target in (0.5, 0.9):
+        # A 99.9% binomial band around 95% coverage: a wrong interval (Wald on the wrong scale, a 68% cut) falls out.
+        low, high = binom.ppf([0.0005, 0.9995], fitted[target], 0.95) / fitted[target]
+        assert low <= covered[target] / fitted[target] <= high, (target, covered[target], fitted[target])
+    assert abs(np.median(estimates) / TRUE_M50 - 1) < 0.05
+
+
+def test_exact_counts_on_the_curve_recover_m50_and_m90():
+    widths = np.geomspace(1, 40, 12)
+    trials = 100_000
+    successes = np.round(trials * true_rate(widths))
+    results = fit_thresholds(widths, successes, [trials] * len(widths), (0.5, 0.9))
+    assert [r.status for r in results] == ["ok", "ok"]
+    assert results[0].estimate == pytest.approx(TRUE_M50, rel=1e-3)
+    assert results[1].estimate == pytest.approx(true_width(0.9), rel=1e-3)
+    assert results[0].ci_low < TRUE_M50 < results[0].ci_high and results[0].ci_high / results[0].ci_low < 1.05
+
+
+def test_data_that_do_not_bracket_the_threshold_are_not_extrapolated():
+    above = fit_thresholds([1, 2, 4], [0, 1, 2], [16, 16, 16], (0.5,))[0]
+    assert (above.status, above.ci_low) == ("not_reached_above", 4.0) and math.isnan(above.estimate)
+    below = fit_thresholds([1, 2, 4], [15, 16, 16], [16, 16, 16], (0.5,))[0]
+    assert below.status == "separated" or below.status == "not_reached_below"
+    everything = fit_thresholds([3, 5], [16, 16], [16, 16], (0.5,))[0]
+    assert (everything.status, everything.ci_high) == ("not_reached_below", 3.0)
+    nothing = fit_thresholds([3, 5], [0, 0], [16, 16], (0.5,))[0]
+    assert (nothing.status, nothing.ci_low) == ("not_reached_above", 5.0)
+    assert describe({"quantity": "m50", "unit": "m_factor", "status": "not_reached_above", "ci_low": 20.0,
+                     "ci_high": math.nan, "estimate": math.nan}) == "m50 > 20 m_factor: not reached"
+
+
+def test_separation_reports_the_bracketing_widths_not_an_estimate():
+    complete = fit_thresholds([1, 2, 3, 4], [0, 0, 16, 16], [16] * 4, (0.5, 0.9))
+    assert all((r.status, r.ci_low, r.ci_high) == ("separated", 2.0, 3.0) for r in complete)
+    assert all(math.isnan(r.estimate) for r in complete)
+    # One mixed width between all-0 and all-1 (quasi-complete separation): still no MLE; bracket by its neighbours.
+    quasi = fit_thresholds([1, 2, 3, 4], [0, 0, 5, 16], [16] * 4, (0.5,))[0]
+    assert (quasi.status, quasi.ci_low, quasi.ci_high) == ("separated", 2.0, 4.0)
+
+
+def test_falling_success_is_not_monotone():
+    result = fit_thresholds([1, 2, 3, 4], [14, 9, 6, 2], [16] * 4, (0.5,))[0]
+    assert result.status == "not_monotone" and math.isnan(result.estimate)
+
+
+def test_params_are_the_same_threshold_mapped_through_the_grid():
+    grid = [(m, 3 * m * m + 2) for m in WIDTHS]
+    assert params_at(4, grid) == pytest.approx(50)
+    assert params_at(100, grid) != params_at(100, grid)  # nan: no extrapolation
+    rng = np.random.default_rng(3)
+    successes = rng.binomial(TRIALS, true_rate(np.array(WIDTHS)))
+    rows = threshold_rows("steps=1", WIDTHS, successes, [TRIALS] * len(WIDTHS), grid, (0.5,))
+    in_m, in_params = rows
+    assert (in_m["unit"], in_params["unit"]) == ("m_factor", "params")
+    for key in ("estimate", "ci_low", "ci_high"):
+        assert in_params[key] == pytest.approx(params_at(in_m[key], grid))
+    assert in_m["ci_low"] < in_m["estimate"] < in_m["ci_high"]
+    assert in_params["ci_low"] < in_params["estimate"] < in_params["ci_high"]
