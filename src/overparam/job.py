@@ -33,6 +33,7 @@ logging.getLogger("pytorch_lightning.utilities.rank_zero").setLevel(logging.WARN
 warnings.filterwarnings("ignore", message=".*LeafSpec.*")
 warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
 from .build import build_net, build_task, grid_point
+from .analysis import run_analyses
 
 
 def replica_seeds(config) -> list[int]:
@@ -133,6 +134,9 @@ def _train(config: DictConfig, resolved: dict, job_dir: Path, device) -> dict:
         raise RuntimeError(f"training stopped at step {trainer.global_step} of {config.trainer.max_steps}")
 
     per_replica = module.evaluate()
+    analysis_rows, analysis_summary = run_analyses(config, task, module.net, seeds, per_replica, job_dir)
+    for row, extra in zip(per_replica, analysis_rows):
+        row.update(extra)
     summary = summarize(per_replica)
     result = {
         "status": "ok",
@@ -140,6 +144,7 @@ def _train(config: DictConfig, resolved: dict, job_dir: Path, device) -> dict:
         "params_per_replica": net.params_per_replica(),
         **summary,
         **task.result_extras(),
+        **analysis_summary,
         "per_replica": per_replica,
         "trained_steps": trainer.global_step,
         "resumed_from_step": _checkpoint_step(resume_from),

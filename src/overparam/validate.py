@@ -19,6 +19,7 @@ from .devices import ACCELERATORS
 from .life import BOUNDARIES, NEIGHBORHOODS
 from .nets import ACTIVATIONS, HEADS, LAYOUTS
 from .optim import OPTIMIZERS
+from .analysis.config import check_analysis
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
@@ -209,7 +210,8 @@ def validate(config) -> None:
         from omegaconf import OmegaConf
 
         config = OmegaConf.to_container(config, resolve=True)
-    flat = flatten(config)
+    check_analysis(config)  # the analysis group checks its own keys (overparam.analysis.config)
+    flat = flatten({key: value for key, value in config.items() if key != "analysis"})
     known = known_keys(config)
     for key in flat:
         if key not in known:
