@@ -24,6 +24,7 @@ from pathlib import Path
 from .metrics import wilson_interval
 from .atomic import atomic_write_text
 from .results import RESULT_FILE, identity, read_result
+from .analysis import pooling as analysis_pooling
 
 WIDTH_KEY = "model.m_factor"
 POOLED_KEYS = ("seed",)  # jobs differing only here pool their replicas
@@ -38,7 +39,7 @@ LAYOUT_CHARTS = {
 }
 # Scalars drawn per curve in TensorBoard (step = m_factor), when a grid point has them.
 CURVE_TAGS = ("success_rate", "success_ci_low", "success_ci_high", "board_accuracy_mean", "exact_recovery_mean",
-              "test_r2_mean", "test_mse_mean", "bayes_r2_ceiling", "bayes_mse_floor")
+              "test_r2_mean", "test_mse_mean", "bayes_r2_ceiling", "bayes_mse_floor") + analysis_pooling.CURVE_TAGS
 FIGURE_FILE = "success_vs_width.png"
 TENSORBOARD_DIR = "tensorboard"
 # Per-replica metrics averaged over a grid point's replicas, when the task reports them.
@@ -90,7 +91,8 @@ class GridPoint:
                 sum(bool(row.get("collapsed")) for row in self.rows) / trials if trials else math.nan
             )
         out["diverged"] = sum(bool(row.get("diverged")) for row in self.rows)
-        out.update(self.extras)
+        out.update({k: v for k, v in self.extras.items() if k not in analysis_pooling.JOB_COUNTS})
+        out.update(analysis_pooling.pooled_columns(self.rows, self.extras))
         out["jobs"] = self.jobs
         out["failed_jobs"] = self.failed_jobs
         return out
@@ -149,6 +151,7 @@ def pool(results: list[tuple[Path, dict]]) -> list[GridPoint]:
             continue
         point.params_per_replica = result.get("params_per_replica")
         point.rows.extend(result.get("per_replica", []))
+        analysis_pooling.pool_job_counts(point.extras, result)
         for key in ("bayes_r2_ceiling", "bayes_mse_floor"):
             if key in result:
                 point.extras[key] = result[key]
@@ -286,6 +289,7 @@ def write_report(*sweep_dirs, out: str | Path | None = None, quiet: bool = False
     figure.savefig(staging_png, dpi=120, format="png")
     staging_png.replace(out_dir / FIGURE_FILE)
     write_tensorboard(points, out_dir / TENSORBOARD_DIR, figure)
+    analysis_pooling.write_why_figure(rows, out_dir)
     if not quiet:
         print(f"\nsweep {out_dir}: {len(results)} jobs, {len(rows)} grid points -> {out_dir / SUMMARY_FILE}")
         print_table(rows)
