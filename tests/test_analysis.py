@@ -161,10 +161,12 @@ def test_a_tiny_job_with_every_analysis_records_every_field(tmp_path):
     row = result["per_replica"][0]
     for key in ("init_relative_distance", "walk_l1", "walk_l2", "walk_barrier", "walk_profile",
                 "walk_trained_unaligned_barrier", "walk_init_barrier", "hessian_lambda_max", "hessian_outliers",
-                "hessian_near_zero_fraction", "hessian_negative_count", "prune_width", "rewind_success"):
+                "hessian_near_zero_fraction", "hessian_negative_count", "prune_width", "rewind_success",
+                "reinit_success"):
         assert key in row, key
     assert row["prune_width"] == 1  # presolved: the solution in the first units, the rest stays unused
     assert len(row["walk_profile"]) == 51
-    for key in ("rewind_success_rate", "rewind_ci_low", "baseline_success_rate", "baseline_ci_high"):
+    for key in ("rewind_success_rate", "rewind_ci_low", "reinit_success_rate", "baseline_success_rate",
+                "baseline_ci_high"):
         assert key in result, key
     assert (tmp_path / "walks.png").exists() and (tmp_path / "hessian.png").exists()

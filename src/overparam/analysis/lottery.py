@@ -9,9 +9,11 @@ first fine-tuned for that many steps (the job's optimizer, removed weights held 
 removal stays exact. The pruned width is the smallest width factor that holds the survivors: per block,
 max(ceil(3x3 units / 2), 1x1 units).
 (b) Rewind: the surviving units' *initial* weights (the same seed's initialisation) form a net of the pruned
-width (unused slots held at zero), trained like the job trained the replica: the job's optimizer, its data
-stream (the replica's own "data" generator from step 0), `rewind_steps` steps. The baseline is freshly
-initialised nets of the minimal width (one unit per run of the rule's alive codes) trained the same way.
+width (unused slots held at zero; all tickets of a job share the widest pruned width), trained like the job
+trained the replica: the job's optimizer, its data stream (the replica's own "data" generator from step 0),
+`rewind_steps` steps. Two controls, trained the same way: `reinit`, the same surviving architecture (same masks,
+same data streams) with fresh initial weights (Frankle & Carbin's random re-initialisation), and `baseline`,
+freshly initialised nets of the minimal width (one unit per run of the rule's alive codes).
 A winning-ticket story predicts rewinds far above the baseline; an escape-dimension story does not.
 """
 
@@ -201,6 +203,15 @@ def lottery(net, initial, task, per_replica: list[dict], seeds: list[int], confi
             rows[k]["rewind_success"] = ok
         summary.update(_rate("rewind", [rows[k]["rewind_success"] for k in chosen]))
         summary["rewind_width"] = width
+        # The lottery-ticket control: the same surviving architecture (same masks, same data streams), new weights.
+        reinit_seeds = [replica_seed(config.seed, config.trials + settings.baseline_trials + i) for i in chosen]
+        reinit = copy.deepcopy(tickets)
+        reinit.reset_parameters(reinit_seeds)
+        apply_masks(reinit, masks)
+        train(reinit, task, [seeds[k] for k in chosen], config.optim, steps, masks)
+        for k, ok in zip(chosen, exact(reinit, task)):
+            rows[k]["reinit_success"] = ok
+        summary.update(_rate("reinit", [rows[k]["reinit_success"] for k in chosen]))
     if chosen and settings.rewind and settings.baseline_trials:
         baseline_seeds = [replica_seed(config.seed, config.trials + i) for i in range(settings.baseline_trials)]
         fresh = LifeConvNet(len(baseline_seeds), net.blocks, minimal, net.acts[0].name, net.head, net.layout,

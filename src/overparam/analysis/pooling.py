@@ -15,7 +15,8 @@ POOLED_METRICS = ("walk_barrier", "walk_l1", "walk_l2", "walk_start_loss", "walk
 # Job-level counts summed over a grid point's jobs.
 JOB_COUNTS = ("baseline_successes", "baseline_trials")
 CURVE_TAGS = tuple(f"{m}_mean_{group}" for m in ("walk_barrier", "hessian_lambda_max", "init_relative_distance")
-                   for group in ("success", "failed")) + ("rewind_success_rate", "baseline_success_rate")
+                   for group in ("success", "failed")) + ("rewind_success_rate", "reinit_success_rate",
+                                                               "baseline_success_rate")
 FIGURE_FILE = "why_width.png"
 
 
@@ -34,9 +35,10 @@ def pooled_columns(rows: list[dict], extras: dict) -> dict:
                       and isinstance(row.get(metric), (int, float)) and math.isfinite(row[metric])]
             if any(metric in row for row in rows):
                 out[f"{metric}_mean_{group}"] = sum(values) / len(values) if values else math.nan
-    rewinds = [bool(row["rewind_success"]) for row in rows if row.get("rewind_success") is not None]
-    if rewinds:
-        out.update(_rate("rewind", sum(rewinds), len(rewinds)))
+    for name in ("rewind", "reinit"):
+        outcomes = [bool(row[f"{name}_success"]) for row in rows if row.get(f"{name}_success") is not None]
+        if outcomes:
+            out.update(_rate(name, sum(outcomes), len(outcomes)))
     if extras.get("baseline_trials"):
         out.update(_rate("baseline", extras["baseline_successes"], extras["baseline_trials"]))
     return out
@@ -73,14 +75,16 @@ def write_why_figure(rows: list[dict], out_dir, curve_of=None) -> None:
         axis.set_title(title)
         axis.set_yscale("log" if log else "linear")
     axis = axes.flat[3]
-    for name, color in (("rewind", "tab:blue"), ("baseline", "tab:grey")):
+    labels = {"rewind": "survivors rewound to init", "reinit": "survivors re-initialised",
+              "baseline": "fresh minimal nets"}
+    for name, color in (("rewind", "tab:blue"), ("reinit", "tab:orange"), ("baseline", "tab:grey")):
         shown = [r for r in points if f"{name}_success_rate" in r]
         if shown:
             axis.plot([r[WIDTH_KEY] for r in shown], [r[f"{name}_success_rate"] for r in shown], marker="o",
-                      color=color, label=f"{name} ({'survivors at init' if name == 'rewind' else 'fresh minimal nets'})")
+                      color=color, label=f"{name}: {labels[name]}")
             axis.fill_between([r[WIDTH_KEY] for r in shown], [r[f"{name}_ci_low"] for r in shown],
                               [r[f"{name}_ci_high"] for r in shown], color=color, alpha=0.15)
-    axis.set_title("lottery: rewound survivors vs fresh minimal nets")
+    axis.set_title("lottery: success after retraining (Wilson 95%)")
     axis.set_ylim(-0.02, 1.02)
     for axis in axes.flat:
         axis.set_xscale("log")
