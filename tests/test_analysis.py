@@ -170,3 +170,14 @@ def test_a_tiny_job_with_every_analysis_records_every_field(tmp_path):
                 "baseline_ci_high"):
         assert key in result, key
     assert (tmp_path / "walks.png").exists() and (tmp_path / "hessian.png").exists()
+
+
+@pytest.mark.parametrize("neighborhood", ["von_neumann", "moore"])
+def test_firners_hand_solution_is_exact_in_one_step(neighborhood):
+    from overparam.analysis.lottery import exact
+
+    task = LifeTask(rule=parse_rule("B3/S23", neighborhood), test_boards=200)
+    net = LifeConvNet(2, 1, 3, "leaky_relu", normalize=True)
+    net.reset_parameters([0, 1])
+    assert exact(solution_like(net, task.rule, "firner"), task) == [True, True]
+    assert exact(net, task) == [False, False]

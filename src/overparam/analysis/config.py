@@ -7,7 +7,7 @@ PARTS = ("walk", "hessian", "lottery", "distance")
 # key -> (kind, minimum): every setting is an integer or number >= minimum, or a boolean (kind bool).
 SETTINGS = {
     "walk": {"enabled": (bool, None), "boards": (int, 1), "size": (int, 3), "seed": (int, 0), "points": (int, 1),
-             "images": (bool, None)},
+             "images": (bool, None), "destination": (str, ("presolve", "firner"))},
     "hessian": {"enabled": (bool, None), "boards": (int, 1), "seed": (int, 0), "top_k": (int, 1),
                 "dense_limit": (int, 0), "lanczos_steps": (int, 1), "probes": (int, 1),
                 "zero_tolerance": (float, 0.0), "outlier_fraction": (float, 0.0), "images": (bool, None)},
@@ -43,12 +43,21 @@ def check_analysis(config: dict) -> None:
             if key not in SETTINGS[part]:
                 raise ConfigError(f"{name} is not a config key (one of {', '.join(SETTINGS[part])})")
             kind, minimum = SETTINGS[part][key]
-            if kind is bool:
+            if kind is str:
+                if value not in minimum:
+                    raise ConfigError(f"{name}={value!r}: must be one of {', '.join(minimum)}")
+            elif kind is bool:
                 if not isinstance(value, bool):
                     raise ConfigError(f"{name}={value!r}: must be true or false")
             elif isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and value != int(value)):
                 raise ConfigError(f"{name}={value!r}: must be {'an integer' if kind is int else 'a number'} >= {minimum}")
             elif value < minimum:
                 raise ConfigError(f"{name}={value!r}: must be {'an integer' if kind is int else 'a number'} >= {minimum}")
+    walk = analysis.get("walk", {})
+    if walk.get("enabled") and walk.get("destination") == "firner" and (
+        config.get("task", {}).get("rule") != "B3/S23" or config.get("model", {}).get("layout") != "firner"
+    ):
+        raise ConfigError("analysis.walk.destination='firner': Firner's hand solution needs task.rule=B3/S23 and "
+                          "model.layout=firner")
     if "lottery" in analysis and analysis["lottery"].get("enabled") and config.get("model", {}).get("name") != "life_conv":
         raise ConfigError(f"analysis.lottery.enabled=True: needs model=life_conv, got {config['model'].get('name')}")

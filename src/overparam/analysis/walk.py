@@ -5,7 +5,7 @@ the destination: the points are start + (i / 50) (destination - start), i = 0..5
 PyTorch's `nn.BCELoss` on sigmoid probabilities (which clamps log at -100, so a saturated wrong cell costs 100),
 averaged over a fixed set of boards, in eval mode. The destination is the hand-built exact solution of the
 configured rule embedded at the replica's width (`LifeConvNet.presolve`: the solution in the first units, zeros
-elsewhere). Hidden units can be permuted without changing the function, so the solution's units are first
+elsewhere), or with `destination: firner` Firner's own hand-built net (`firner_solution`). Hidden units can be permuted without changing the function, so the solution's units are first
 matched to the replica's (`align`), block by block; the unaligned walk is recorded too.
 
 The barrier is the highest point of the profile above the straight line between its two end losses.
@@ -65,11 +65,44 @@ def _probabilities(net, outputs: torch.Tensor) -> torch.Tensor:
     return torch.sigmoid(outputs) if net.output_kind == "logits" else outputs
 
 
-def solution_like(net: LifeConvNet, rule) -> LifeConvNet:
-    """A copy of `net` holding the hand-built solution of `rule` in every replica."""
+def solution_like(net: LifeConvNet, rule, destination: str = "presolve") -> LifeConvNet:
+    """A copy of `net` holding a hand-built solution of `rule` in every replica: overparam's own
+    (`LifeConvNet.presolve`, any Life-like rule) or Firner's (`firner_solution`, B3/S23, firner layout)."""
     solution = copy.deepcopy(net)
-    solution.presolve(rule)
+    if destination == "firner":
+        firner_solution(solution, rule)
+    else:
+        solution.presolve(rule)
     return solution
+
+
+@torch.no_grad()
+def firner_solution(net: LifeConvNet, rule) -> None:
+    """Firner's hand-built B3/S23 net (his `presolve`, bfirner/dnn_game_of_life) in the first units of every block,
+    zeros elsewhere. With s = neighbours + cell / 2: a = act(s - 2), b = act(s - 3.5), mid = act(1 - 2a + 10b)
+    (0 exactly on s in {2.5, 3, 3.5}, the cells alive next), out = 1 - 2 mid, or the logit 10 - 20 mid for the
+    sigmoid head. Its weights are smaller than `presolve`'s, so walks to it are shorter."""
+    from ..life import CENTER, NEIGHBOR_INDICES
+
+    if net.layout != "firner" or rule.alive_intervals() != [(5, 7)]:
+        raise ValueError("Firner's hand solution is for B3/S23 in the firner layout")
+    for layer in net.layers:
+        layer.weight.zero_()
+        layer.bias.zero_()
+    for a in net.acts:
+        if a.name == "prelu":
+            a.slope.zero_()
+    kernel = torch.zeros(9)
+    kernel[NEIGHBOR_INDICES[rule.neighborhood]] = 1.0
+    kernel[CENTER] = 0.5
+    for block in range(net.blocks):
+        first, second, third = net.layers[3 * block : 3 * block + 3]
+        first.weight[:, :, 0] = kernel
+        first.weight[:, :, 1] = kernel
+        first.bias[:, 0, 0], first.bias[:, 0, 1] = -2.0, -3.5
+        second.weight[:, 0, 0], second.weight[:, 1, 0], second.bias[:, 0, 0] = -2.0, 10.0, 1.0
+        final_logit = block == net.blocks - 1 and net.head == "sigmoid"
+        third.weight[:, 0, 0], third.bias[:, 0, 0] = (-20.0, 10.0) if final_logit else (-2.0, 1.0)
 
 
 @torch.no_grad()
@@ -127,7 +160,7 @@ def loss_walks(net, initial, task, settings) -> tuple[list[dict], dict]:
     if not isinstance(net, LifeConvNet) or len(task.rule.alive_intervals()) > net.m_factor:
         return [{} for _ in range(getattr(net, "replicas", 0))], {}
     boards, targets = walk_set(task, settings.boards, settings.size, settings.seed)
-    solution = solution_like(net, task.rule)
+    solution = solution_like(net, task.rule, settings.get("destination", "presolve"))
     destinations = {
         "trained": (net, align(solution, net)),
         "trained_unaligned": (net, solution),
