@@ -156,8 +156,19 @@ def test_a_job_without_analysis_has_no_analysis_keys(tmp_path):
 def test_a_tiny_job_with_every_analysis_records_every_field(tmp_path):
     run_py(*TINY, "experiment=firner", "analysis=why", "trials=2", "model.m_factor=2", "model.presolve=true",
            "analysis.walk.boards=10", "analysis.hessian.boards=4", "analysis.lottery.baseline_trials=2",
-           f"hydra.run.dir={tmp_path}")
+           "trainer.keep_checkpoints=true", "trainer.checkpoint_every_n_steps=20", f"hydra.run.dir={tmp_path}")
     result = json.loads((tmp_path / "result.json").read_text())
+    # the checkpoint's replicas, exported, score what the job recorded
+    from overparam.analysis.export import net_from_checkpoint
+    from overparam.build import build_task
+    from omegaconf import OmegaConf
+
+    net = net_from_checkpoint(tmp_path / "checkpoints" / "last.ckpt", result["config"])
+    task = build_task(OmegaConf.create(result["config"]).task)
+    for replica in range(2):
+        module = export_replica(net, replica)
+        scored = task.evaluate(lambda boards: torch.sigmoid(module(boards[0].unsqueeze(1))[:, 0]).unsqueeze(0), 1, "cpu")
+        assert scored[0]["board_accuracy"] == result["per_replica"][replica]["board_accuracy"]
     row = result["per_replica"][0]
     for key in ("init_relative_distance", "walk_l1", "walk_l2", "walk_barrier", "walk_profile",
                 "walk_trained_unaligned_barrier", "walk_init_barrier", "hessian_lambda_max", "hessian_outliers",
@@ -181,3 +192,16 @@ def test_firners_hand_solution_is_exact_in_one_step(neighborhood):
     net.reset_parameters([0, 1])
     assert exact(solution_like(net, task.rule, "firner"), task) == [True, True]
     assert exact(net, task) == [False, False]
+
+
+def test_report_pools_successful_and_failed_replicas_apart():
+    from overparam.analysis.pooling import pooled_columns
+
+    rows = [{"success": True, "walk_barrier": 1.0, "rewind_success": True},
+            {"success": True, "walk_barrier": 3.0, "rewind_success": False},
+            {"success": False, "walk_barrier": 10.0}]
+    pooled = pooled_columns(rows, {"baseline_successes": 1, "baseline_trials": 4})
+    assert pooled["walk_barrier_mean_success"] == 2.0 and pooled["walk_barrier_mean_failed"] == 10.0
+    assert pooled["rewind_success_rate"] == 0.5 and pooled["rewind_trials"] == 2
+    assert pooled["baseline_success_rate"] == 0.25
+    assert pooled_columns([{"success": True}], {}) == {}
