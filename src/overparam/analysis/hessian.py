@@ -201,21 +201,21 @@ def plot_densities(densities: list, successes: list[bool], path, width: float = 
     import matplotlib.pyplot as plt
 
     figure, axis = plt.subplots(figsize=(7, 4))
-    grid = np.linspace(-6, 3, 600)  # asinh(lambda / 1e-3) / ln(10), roughly log10 |lambda| + 3 with a sign
+    grid = np.linspace(-8, 8, 800)  # asinh(lambda / 1e-5) / ln(10), roughly log10 |lambda| + 5 with a sign
 
     def squash(values):
-        return np.arcsinh(np.asarray(values) / 1e-3) / np.log(10)
+        return np.arcsinh(np.asarray(values) / 1e-5) / np.log(10)
 
     for (nodes, weights), success in zip(densities, successes):
         centres = squash(nodes)
         density = (np.asarray(weights)[:, None] * np.exp(-0.5 * ((grid[None] - centres[:, None]) / (10 * width)) ** 2))
         axis.plot(grid, density.sum(0), color="tab:green" if success else "tab:red", alpha=0.5, lw=1)
-    ticks = [-100.0, -1.0, -0.01, 0.0, 0.01, 1.0, 100.0]
+    ticks = [-100.0, -1.0, -0.01, -1e-4, 0.0, 1e-4, 0.01, 1.0, 100.0]
     axis.set_xticks(squash(ticks), [f"{t:g}" for t in ticks])
     axis.set_xlabel("Hessian eigenvalue (symmetric log axis)")
-    axis.set_ylabel("SLQ density (green: solved, red: failed)")
+    axis.set_ylabel("eigenvalue mass, broadened (green: solved, red: failed)", fontsize=8)
     axis.set_yscale("log")
-    axis.set_ylim(1e-4, None)
+    axis.set_ylim(1e-4, 2)
     axis.grid(True, alpha=0.3)
     figure.tight_layout()
     figure.savefig(path, dpi=100)
