@@ -88,7 +88,8 @@ def test_walk_loss_matches_nn_bceloss_on_boards():
     net = _random_net("firner", "dead", "leaky_relu", "sigmoid", replicas=2, blocks=1)
     boards, targets = walk_set(task, 30, 10, 3)
     expected = [torch.nn.BCELoss()(torch.sigmoid(net(boards.expand(2, -1, -1, -1))[k]), targets) for k in range(2)]
-    torch.testing.assert_close(fixed_set_losses(net, task, boards, targets), torch.stack(expected), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(fixed_set_losses(net, task, boards, targets), torch.stack(expected),
+                               atol=1e-5, rtol=1e-5)
 
 
 SPECTRUM = types.SimpleNamespace(boards=16, seed=3, top_k=5, lanczos_steps=25, probes=4, zero_tolerance=1e-4,
@@ -167,7 +168,10 @@ def test_a_tiny_job_with_every_analysis_records_every_field(tmp_path):
     task = build_task(OmegaConf.create(result["config"]).task)
     for replica in range(2):
         module = export_replica(net, replica)
-        scored = task.evaluate(lambda boards: torch.sigmoid(module(boards[0].unsqueeze(1))[:, 0]).unsqueeze(0), 1, "cpu")
+        def predict(boards):
+            return torch.sigmoid(module(boards[0].unsqueeze(1))[:, 0]).unsqueeze(0)
+
+        scored = task.evaluate(predict, 1, "cpu")
         assert scored[0]["board_accuracy"] == result["per_replica"][replica]["board_accuracy"]
     row = result["per_replica"][0]
     for key in ("init_relative_distance", "walk_l1", "walk_l2", "walk_barrier", "walk_profile",

@@ -39,7 +39,8 @@ LAYOUT_CHARTS = {
 }
 # Scalars drawn per curve in TensorBoard (step = m_factor), when a grid point has them.
 CURVE_TAGS = ("success_rate", "success_ci_low", "success_ci_high", "board_accuracy_mean", "exact_recovery_mean",
-              "test_r2_mean", "test_mse_mean", "bayes_r2_ceiling", "bayes_mse_floor") + analysis_pooling.CURVE_TAGS
+              "test_r2_mean", "test_mse_mean", "bayes_r2_ceiling", "bayes_mse_floor")
+CURVE_TAGS += analysis_pooling.CURVE_TAGS
 FIGURE_FILE = "success_vs_width.png"
 TENSORBOARD_DIR = "tensorboard"
 # Per-replica metrics averaged over a grid point's replicas, when the task reports them.

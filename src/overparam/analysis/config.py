@@ -49,15 +49,17 @@ def check_analysis(config: dict) -> None:
             elif kind is bool:
                 if not isinstance(value, bool):
                     raise ConfigError(f"{name}={value!r}: must be true or false")
-            elif isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and value != int(value)):
-                raise ConfigError(f"{name}={value!r}: must be {'an integer' if kind is int else 'a number'} >= {minimum}")
-            elif value < minimum:
-                raise ConfigError(f"{name}={value!r}: must be {'an integer' if kind is int else 'a number'} >= {minimum}")
+            else:
+                wrong_type = isinstance(value, bool) or not isinstance(value, (int, float))
+                if wrong_type or (kind is int and value != int(value)) or value < minimum:
+                    what = "an integer" if kind is int else "a number"
+                    raise ConfigError(f"{name}={value!r}: must be {what} >= {minimum}")
     walk = analysis.get("walk", {})
     if walk.get("enabled") and walk.get("destination") == "firner" and (
         config.get("task", {}).get("rule") != "B3/S23" or config.get("model", {}).get("layout") != "firner"
     ):
         raise ConfigError("analysis.walk.destination='firner': Firner's hand solution needs task.rule=B3/S23 and "
                           "model.layout=firner")
-    if "lottery" in analysis and analysis["lottery"].get("enabled") and config.get("model", {}).get("name") != "life_conv":
-        raise ConfigError(f"analysis.lottery.enabled=True: needs model=life_conv, got {config['model'].get('name')}")
+    model = config.get("model", {}).get("name")
+    if "lottery" in analysis and analysis["lottery"].get("enabled") and model != "life_conv":
+        raise ConfigError(f"analysis.lottery.enabled=True: needs model=life_conv, got {model}")

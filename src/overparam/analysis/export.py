@@ -62,7 +62,8 @@ def export_replica(net: nn.Module, replica: int) -> nn.Sequential:
     for index, (layer, act) in enumerate(zip(net.layers, net.acts)):
         size, channels = _conv_weight(net, index)
         fan_out = layer.weight.shape[2]
-        conv = nn.Conv2d(channels, fan_out, size, padding=size // 2, padding_mode=padding_mode, dtype=layer.weight.dtype)
+        conv = nn.Conv2d(channels, fan_out, size, padding=size // 2, padding_mode=padding_mode,
+                         dtype=layer.weight.dtype)
         weight = layer.weight[replica]  # [size * size * channels, out], row = offset * channels + channel
         conv.weight.copy_(weight.reshape(size, size, channels, fan_out).permute(3, 2, 0, 1))
         conv.bias.copy_(layer.bias[replica, 0])

@@ -158,7 +158,8 @@ def rewound(initial: LifeConvNet, replicas: list[int], removals: list[dict], wid
             layer.weight.zero_()
             layer.bias.zero_()
         for slot, (replica, removed) in enumerate(zip(replicas, removals)):
-            kept = {i: [u for u in range(initial.layers[i].weight.shape[2]) if u not in removed.get(i, ())] for i in hidden}
+            kept = {i: [u for u in range(initial.layers[i].weight.shape[2]) if u not in removed.get(i, ())]
+                    for i in hidden}
             for index, (old, new) in enumerate(zip(initial.layers, net.layers)):
                 columns = kept.get(index, list(range(old.weight.shape[2])))
                 if index - 1 in hidden:

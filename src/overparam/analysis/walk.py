@@ -5,8 +5,9 @@ the destination: the points are start + (i / 50) (destination - start), i = 0..5
 PyTorch's `nn.BCELoss` on sigmoid probabilities (which clamps log at -100, so a saturated wrong cell costs 100),
 averaged over a fixed set of boards, in eval mode. The destination is the hand-built exact solution of the
 configured rule embedded at the replica's width (`LifeConvNet.presolve`: the solution in the first units, zeros
-elsewhere), or with `destination: firner` Firner's own hand-built net (`firner_solution`). Hidden units can be permuted without changing the function, so the solution's units are first
-matched to the replica's (`align`), block by block; the unaligned walk is recorded too.
+elsewhere), or with `destination: firner` Firner's own hand-built net (`firner_solution`). Hidden units can be
+permuted without changing the function, so the solution's units are first matched to the replica's (`align`),
+block by block; the unaligned walk is recorded too.
 
 The barrier is the highest point of the profile above the straight line between its two end losses.
 """
@@ -48,7 +49,8 @@ def fixed_set_losses(net, task, boards: torch.Tensor, targets: torch.Tensor, chu
             counts = task.pattern_target_counts(boards.unsqueeze(0).to(torch.uint8))[0]  # [512, 2]
             probabilities = _probabilities(net, per_pattern).unsqueeze(-1).expand(-1, -1, 2)
             wanted = torch.arange(2, dtype=probabilities.dtype).expand_as(probabilities)
-            losses = F.binary_cross_entropy(probabilities, wanted, weight=counts.expand_as(probabilities), reduction="none")
+            losses = F.binary_cross_entropy(probabilities, wanted, weight=counts.expand_as(probabilities),
+                                            reduction="none")
             return losses.sum((1, 2)) / targets.numel()
         total = torch.zeros(net.replicas)
         for start in range(0, len(boards), chunk):
