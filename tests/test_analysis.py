@@ -209,3 +209,20 @@ def test_report_pools_successful_and_failed_replicas_apart():
     assert pooled["rewind_success_rate"] == 0.5 and pooled["rewind_trials"] == 2
     assert pooled["baseline_success_rate"] == 0.25
     assert pooled_columns([{"success": True}], {}) == {}
+
+
+def test_exported_mlp_replica_gives_the_replica_outputs():
+    from overparam.mlp import ReplicaMLP
+
+    net = ReplicaMLP(3, 5, 4, hidden=[6, 7], activation="prelu")
+    net.reset_parameters([0, 1, 2])
+    with torch.no_grad():
+        net.acts[1].slope.uniform_(0.1, 0.5)
+    inputs = torch.randn(3, 8, 5, generator=torch.Generator().manual_seed(0))
+    expected = net(inputs)
+    for replica in range(3):
+        torch.testing.assert_close(export_replica(net, replica)(inputs[replica]), expected[replica])
+    other = ReplicaMLP(3, 5, 4, hidden=[6, 7], activation="prelu")
+    other.reset_parameters([5, 6, 7])
+    import_replica(export_replica(net, 2), other, 2)
+    torch.testing.assert_close(other(inputs)[2], expected[2])
