@@ -18,6 +18,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from . import devices
+from .analysis import run_analyses
 from .checkpoints import checkpoint_to_resume, forget_checkpoints
 from .metrics import summarize
 from .results import RESULT_FILE, identity, is_done, read_result, write_result
@@ -74,6 +75,9 @@ def _train(config: DictConfig, resolved: dict, job_dir: Path, device) -> dict:
         raise RuntimeError(f"training stopped at step {trainer.global_step} of {config.trainer.max_steps}")
 
     per_replica = module.evaluate()
+    analysis_rows, analysis_summary = run_analyses(config, task, net, module.replica_seeds, per_replica, job_dir)
+    for row, extra in zip(per_replica, analysis_rows):
+        row.update(extra)
     summary = summarize(per_replica)
     extras = task.result_extras()
     result = {
@@ -88,6 +92,7 @@ def _train(config: DictConfig, resolved: dict, job_dir: Path, device) -> dict:
         **extras,
         "extra_keys": list(extras),
         "charts": task.CHARTS,
+        **analysis_summary,
         "per_replica": per_replica,
         "trained_steps": trainer.global_step,
         "resumed_from_step": _checkpoint_step(resume_from),

@@ -21,13 +21,13 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .analysis import pooling as analysis_pooling
 from .atomic import atomic_write_text
 from .config import flatten as flatten_config
 from .metrics import summarize
 from .report_thresholds import print_thresholds, report_thresholds, write_tensorboard_thresholds
-from .results import RESULT_FILE, identity, read_result
+from .results import RESULT_FILE, WIDTH_KEY, identity, read_result
 
-WIDTH_KEY = "model.m_factor"
 POOLED_KEYS = ("seed",)  # jobs differing only here pool their replicas
 SUMMARY_FILE = "summary.csv"
 # The custom-scalars charts every sweep has (TensorBoard's CUSTOM SCALARS tab); the Margin chart draws the Wilson
@@ -67,7 +67,8 @@ class GridPoint:
             WIDTH_KEY: self.width,
             "params_per_replica": self.params_per_replica,
             **summarize(self.rows),
-            **self.extras,
+            **{key: value for key, value in self.extras.items() if key not in analysis_pooling.JOB_COUNTS},
+            **analysis_pooling.pooled_columns(self.rows, self.extras),
             "jobs": self.jobs,
             "failed_jobs": self.failed_jobs,
         }
@@ -128,6 +129,7 @@ def pool(results: list[tuple[Path, dict]]) -> list[GridPoint]:
         point.rows.extend(result.get("per_replica", []))
         point.charts.update(result.get("charts", {}))
         point.extras.update({key: result[key] for key in result.get("extra_keys", ()) if key in result})
+        analysis_pooling.pool_job_counts(point.extras, result)
     return sorted(points.values(), key=lambda p: (repr(p.curve), _sortable(p.width)))
 
 
@@ -203,6 +205,8 @@ def make_figure(points: list[GridPoint]):
 def _chart_layout(points: list[GridPoint]) -> dict:
     """Every chart of the sweep: the success charts, then each task's own, in the order first seen."""
     layout = dict(SUCCESS_CHARTS)
+    for title, columns in analysis_pooling.CHARTS.items():
+        layout[title] = ["Multiline", list(columns)]
     for point in points:
         for title, columns in point.charts.items():
             layout.setdefault(title, ["Multiline", list(columns)])
@@ -279,6 +283,7 @@ def write_report(*sweep_dirs, out: str | Path | None = None, quiet: bool = False
     staging_png.replace(out_dir / FIGURE_FILE)
     write_tensorboard(points, out_dir / TENSORBOARD_DIR, figure)
     write_tensorboard_thresholds(thresholds, out_dir / TENSORBOARD_DIR)
+    analysis_pooling.write_why_figure(rows, out_dir)
     if not quiet:
         print(f"\nsweep {out_dir}: {len(results)} jobs, {len(rows)} grid points -> {out_dir / SUMMARY_FILE}")
         print_table(rows, points)

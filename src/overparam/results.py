@@ -10,6 +10,8 @@ from typing import Any
 from .atomic import atomic_write_text
 
 RESULT_FILE = "result.json"
+# The config key a sweep varies to answer "how wide": curves are drawn against it.
+WIDTH_KEY = "model.m_factor"
 SCHEMA_VERSION = 1
 # Config keys that change how a job runs, not what it computes: they never make a finished job stale.
 # `name` only picks the sweep folder, so sweeps merged from differently named folders still share curves.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 
+from .analysis.config import check_analysis
 from .config import (
     Check,
     ConfigError,
@@ -82,7 +83,9 @@ def validate(config) -> None:
     for group, node in groups.items():
         if not isinstance(node, dict):
             fail(group, node, "must be a config group (task=..., model=..., optim=..., trainer=...)")
-    _check_plain("", {k: v for k, v in config.items() if k not in groups and k != "hydra"}, TOP_LEVEL_CHECKS)
+    check_analysis(config)  # the analysis group checks its own keys (overparam.analysis.config)
+    plain = {k: v for k, v in config.items() if k not in groups and k not in ("hydra", "analysis")}
+    _check_plain("", plain, TOP_LEVEL_CHECKS)
     _check_plain("trainer.", groups["trainer"], TRAINER_CHECKS)
     task_class = _check_buildable("task", groups["task"])
     model_class = _check_buildable("model", groups["model"])
