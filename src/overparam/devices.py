@@ -44,6 +44,13 @@ def wants_gpu(accelerator: str) -> bool:
     return True
 
 
+def stream_device_type(accelerator: str) -> str:
+    """The device type a job with this accelerator setting draws its random streams on ("cpu" or "cuda"), known
+    before any device is held: CPU and CUDA generators draw different numbers from the same seed, so it is part
+    of what a job computes (`results.is_done`). Never raises (a missing GPU is reported when the job starts)."""
+    return "cuda" if accelerator == "gpu" or (accelerator == "auto" and torch.cuda.is_available()) else "cpu"
+
+
 def choose_device(accelerator: str, gpu_index: int | None = None) -> torch.device:
     """CPU, or GPU `gpu_index` (the current CUDA device when not given)."""
     if not wants_gpu(accelerator):

@@ -36,7 +36,7 @@ def run(config: DictConfig, job_dir: str | Path, multirun: bool = False) -> dict
     resolved = OmegaConf.to_container(config, resolve=True)
     validate(resolved)  # run.py checks every job up front; this guards other entry points
     previous = read_result(job_dir / RESULT_FILE)
-    if not config.force and is_done(previous, resolved):
+    if not config.force and is_done(previous, resolved, devices.stream_device_type(config.trainer.accelerator)):
         print(f"skip {job_dir}: result.json is complete for this config (force=true reruns it)")
         return previous
     try:
@@ -63,7 +63,7 @@ def _train(config: DictConfig, resolved: dict, job_dir: Path, device) -> dict:
     task, net = module.task, module.net
 
     checkpoint_dir = job_dir / "checkpoints"
-    resume_from = checkpoint_to_resume(checkpoint_dir, identity(resolved))
+    resume_from = checkpoint_to_resume(checkpoint_dir, identity(resolved), device.type, start_over=config.force)
     if resume_from is None:
         # A fresh start: curves of an earlier, killed attempt would overlap the new ones in TensorBoard.
         shutil.rmtree(job_dir / "tensorboard", ignore_errors=True)
@@ -95,6 +95,7 @@ def _train(config: DictConfig, resolved: dict, job_dir: Path, device) -> dict:
         "started_at": started_at,
         "finished_at": time.time(),
         **devices.describe_job(config, device),
+        "stream_device": device.type,  # part of what the job computed (results.result_identity)
         "config": resolved,
     }
     trainer.logger.log_hyperparams(_flat_hparams(resolved), {f"final/{k}": v for k, v in _scalars(summary).items()})

@@ -24,7 +24,7 @@ from pathlib import Path
 from .atomic import atomic_write_text
 from .config import flatten as flatten_config
 from .metrics import summarize
-from .results import RESULT_FILE, identity, read_result
+from .results import RESULT_FILE, read_result, result_identity
 
 WIDTH_KEY = "model.m_factor"
 POOLED_KEYS = ("seed",)  # jobs differing only here pool their replicas
@@ -83,7 +83,7 @@ def load_results(sweep_dirs: list[Path]) -> list[tuple[Path, dict]]:
             result = read_result(path)
             if result is None or not isinstance(result.get("config"), dict):
                 continue
-            key = json.dumps(identity(result["config"]), sort_keys=True)
+            key = json.dumps(result_identity(result), sort_keys=True)
             kept = by_experiment.get(key)
             if kept is None or (kept[1].get("status") != "ok" and result.get("status") == "ok"):
                 by_experiment[key] = (path, result)
@@ -92,7 +92,7 @@ def load_results(sweep_dirs: list[Path]) -> list[tuple[Path, dict]]:
 
 def swept_keys(results: list[tuple[Path, dict]]) -> list[str]:
     """Config keys whose value differs between jobs, in config order."""
-    flats = [flatten(identity(result["config"])) for _, result in results]
+    flats = [flatten(result_identity(result)) for _, result in results]
     keys: list[str] = []
     for flat in flats:
         keys.extend(k for k in flat if k not in keys)
@@ -114,7 +114,7 @@ def pool(results: list[tuple[Path, dict]]) -> list[GridPoint]:
     curve_keys = [k for k in keys if k != WIDTH_KEY and k not in POOLED_KEYS]
     points: dict[tuple, GridPoint] = {}
     for path, result in results:
-        flat = flatten(identity(result["config"]))
+        flat = flatten(result_identity(result))
         curve = tuple((k, flat.get(k)) for k in curve_keys)
         width = flat.get(WIDTH_KEY)
         point = points.setdefault((curve, width), GridPoint(curve, width))

@@ -250,9 +250,10 @@ class LifeTask(Task):
         return counts.view(replicas, bins_per_replica)[:, : 2 * PATTERN_COUNT].reshape(replicas, PATTERN_COUNT, 2).float()
 
     def test_set(self, device) -> tuple[torch.Tensor, torch.Tensor]:
-        """The held-out boards `[T, H, W]`, the same for every replica and every job with this test_seed."""
-        generator = torch.Generator(device=device).manual_seed(self.test_seed)
-        boards = sample_boards(generator, self.test_boards, self.test_size, self.test_density, device)
+        """The held-out boards `[T, H, W]` on `device`, the same for every replica and every job with this test_seed,
+        on any device: drawn on the CPU (a CUDA generator would draw other boards from the same seed)."""
+        generator = torch.Generator(device="cpu").manual_seed(self.test_seed)
+        boards = sample_boards(generator, self.test_boards, self.test_size, self.test_density, "cpu").to(device)
         return boards, self.targets(boards)
 
     @staticmethod
