@@ -164,6 +164,19 @@ def curves(points: list[GridPoint]) -> dict[tuple, list[GridPoint]]:
     return grouped
 
 
+def _curve_style(index: int) -> dict:
+    """Curves that coincide (two rows of zeros) must all stay visible: each later curve is drawn thinner, dashed
+    differently, with a smaller hollow marker of another shape, so the ones beneath show around it."""
+    return {
+        "marker": "osD^vPX"[index % 7],
+        "markersize": max(3.0, 10.0 - 1.5 * index),
+        "markerfacecolor": "none",
+        "markeredgewidth": 1.5,
+        "linestyle": ["-", "--", "-.", ":"][index % 4],
+        "linewidth": max(1.0, 3.0 - 0.5 * index),
+    }
+
+
 def make_figure(points: list[GridPoint]):
     """Success rate vs width, one line per curve, log x, Wilson 95% bands."""
     import matplotlib
@@ -173,14 +186,14 @@ def make_figure(points: list[GridPoint]):
     import matplotlib.ticker
 
     figure, axis = plt.subplots(figsize=(7, 4.5))
-    for curve, members in curves(points).items():
+    for index, (curve, members) in enumerate(curves(points).items()):
         numeric = [p for p in members if isinstance(p.width, (int, float))]
         if not numeric:
             continue
         summaries = [p.summary() for p in numeric]
         widths = [p.width for p in numeric]
         rates = [s["success_rate"] for s in summaries]
-        line = axis.plot(widths, rates, marker="o", label=curve_name(curve))[0]
+        line = axis.plot(widths, rates, label=curve_name(curve), **_curve_style(index))[0]
         axis.fill_between(
             widths, [s["success_ci_low"] for s in summaries], [s["success_ci_high"] for s in summaries],
             color=line.get_color(), alpha=0.15,

@@ -128,6 +128,15 @@ class LifeTask(Task):
     def grid_point(self) -> dict:
         return {"steps": self.steps, "rule": self.rule.notation, "neighborhood": self.neighborhood}
 
+    def notes(self) -> list[str]:
+        notes = []
+        if self.test_density != self.density:
+            density = list(self.density) if isinstance(self.density, tuple) else self.density
+            notes.append(f"tests on density {self.test_density} (trains on {density})")
+        if self.train_examples:
+            notes.append(f"trains on {self.train_examples} fixed boards per replica, reshuffled every epoch")
+        return notes
+
     def net_inputs(self) -> dict:
         return {"steps": self.steps, "boundary": self.boundary, "rule": self.rule}
 
