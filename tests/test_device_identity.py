@@ -21,7 +21,7 @@ from conftest import compose
 def test_the_held_out_set_is_drawn_on_the_cpu_whatever_the_device():
     """A meta tensor has no values: the old `torch.Generator(device=device)` could not even be made there."""
     task = LifeTask(parse_rule("B3/S23", "moore"), test_boards=20, test_size=5)
-    boards, targets = task.test_set(torch.device("meta"))
+    boards, _ = task.test_set(torch.device("meta"))
     assert boards.device.type == "meta" and boards.shape == (20, 5, 5)
     cpu_boards, _ = task.test_set("cpu")
     expected = (torch.rand(20, 5, 5, generator=torch.Generator().manual_seed(task.test_seed)) < 0.5).float()

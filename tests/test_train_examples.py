@@ -19,7 +19,8 @@ def generators(seeds):
 
 
 def finite_task(**settings):
-    return LifeTask(parse_rule("B3/S23", "moore"), **{"batch_size": 4, "train_size": 5, "train_examples": 12, **settings})
+    settings = {"batch_size": 4, "train_size": 5, "train_examples": 12, **settings}
+    return LifeTask(parse_rule("B3/S23", "moore"), **settings)
 
 
 @pytest.mark.parametrize("density", [0.5, 0.3, (0.1, 0.9)])

@@ -162,8 +162,9 @@ class MaxCutTask(Task):
         self, predict: Callable[[torch.Tensor], torch.Tensor], replicas: int, device, chunk: int = 250
     ) -> list[dict]:
         """Per-replica metrics: exact_recovery (fraction of test graphs whose rounded prediction names the
-        graph, in any edge order), exact_target_recovery (... equals the whole target vector), output_accuracy, test_mse and train_mse (per output, per graph), test_r2 (pooled over
-        outputs, variance-weighted, as `overparam.metrics.pooled_r2`), success (exact_recovery >= success_recovery)."""
+        graph, in any edge order), exact_target_recovery (... equals the whole target vector), output_accuracy,
+        test_mse and train_mse (per output, per graph), test_r2 (pooled over outputs, variance-weighted, as
+        `overparam.metrics.pooled_r2`), success (exact_recovery >= success_recovery)."""
         test = self.test_graphs(device)
         squared, exact_graph, exact, outputs_right = self._errors(predict, test, replicas, chunk)
         _, targets = self.inputs_and_targets(test)
