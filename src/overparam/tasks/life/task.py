@@ -1,4 +1,5 @@
-"""The Game of Life task: fresh training boards per replica per step, a fixed held-out set, loss and success.
+"""The Game of Life task: fresh training boards per replica per step (or each replica's own fixed training set),
+a fixed held-out set, loss and success.
 
 Plain torch: a net is anything mapping `[K, B, H, W]` boards to `[K, B, H, W]` logits or probabilities.
 """
@@ -183,7 +184,8 @@ class LifeTask(Task):
             self._sampler.load_state_dict(state["sampler"])
 
     def train_batch(self, generators: Sequence[torch.Generator], device) -> tuple[torch.Tensor, torch.Tensor]:
-        """`[K, B, H, W]` fresh float boards, replica k's from its own generator, made on `device`, and their targets."""
+        """`[K, B, H, W]` float boards (`train_cells`), replica k's from its own generator, made on `device`, and
+        their targets."""
         boards = self.train_cells(generators, device).float()
         return boards, self.targets(boards)
 
