@@ -125,7 +125,7 @@ def test_pruning_a_presolved_wide_net_finds_the_minimal_width():
 
 
 def test_pruning_stops_at_two_units_for_a_two_run_rule():
-    rule = parse_rule("B36/S23", "moore")  # alive on two runs of s = 2 neighbours + alive: needs width 2
+    rule = parse_rule("B36/S23", "moore")  # alive on two runs of s = 2 neighbors + alive: needs width 2
     task = LifeTask(rule=rule, test_boards=200)
     net = LifeConvNet(1, 1, 4, "relu")
     net.reset_parameters([0])

@@ -25,6 +25,9 @@ def plain_losses(task, net, replicas):
         (2, 2, "sigmoid", False, "relu", 0.5),      # flat layout, first block looked up
         (3, 3, "clamp", False, "gelu", 0.3),
         (2, 2, "sigmoid", True, "leaky_relu", 0.5),  # Dropout2d in the first block: every cell through the convs
+        (1, 1, "sigmoid_bceloss", False, "leaky_relu", 0.5),  # Firner's nn.Sigmoid + nn.BCELoss, each path
+        (2, 2, "sigmoid_bceloss", False, "leaky_relu", 0.3),
+        (2, 2, "sigmoid_bceloss", True, "leaky_relu", 0.5),
     ],
 )
 def test_fused_losses_and_gradients_equal_the_plain_path(boundary, steps, blocks, head, normalize, activation, density):

@@ -22,6 +22,7 @@ from overparam.tasks.maxcut.qubo import (
     encode_targets,
     graph_dataset,
     maxcut_qubo,
+    qubo_inputs,
     random_graph_edges,
 )
 from overparam.tasks.maxcut.task import MaxCutTask
@@ -203,8 +204,8 @@ def test_evaluate_scores_an_exact_and_a_constant_predictor(tmp_path):
         return torch.stack([exact[0], mean.expand_as(exact[1])])
 
     exact, constant = task.evaluate(predict, replicas=2, device="cpu", chunk=7)
-    assert exact == dict(success=True, exact_recovery=1.0, output_accuracy=1.0, test_r2=1.0, test_mse=0.0,
-                         train_mse=0.0)
+    assert exact == dict(success=True, exact_recovery=1.0, exact_target_recovery=1.0, output_accuracy=1.0,
+                         test_r2=1.0, test_mse=0.0, train_mse=0.0)
     assert constant["success"] is False and constant["exact_recovery"] == 0.0
     expected_r2 = pooled_r2(mean.expand_as(test_targets), test_targets).item()
     assert constant["test_r2"] == pytest.approx(expected_r2, abs=1e-6)
@@ -266,3 +267,42 @@ def test_a_linear_net_learns_the_adjacency_matrix_end_to_end(tmp_path):
     assert result["exact_recovery_mean"] == 1.0 and result["success_rate"] == 1.0
     assert result["bayes_r2_ceiling"] == 1.0 and result["test_graphs"] == 40
     assert result["train_mse_mean"] < 0.01
+
+
+def test_an_edge_list_in_another_order_recovers_the_graph_but_not_the_target(tmp_path):
+    """Replica 0 lists every graph's edges sorted (the right graph, another order); replica 1 the target itself;
+    replica 2 the target with its second edge replaced by its first; replica 3 the target with a node out of range."""
+    task = tiny_task(tmp_path, encoding="edge_list")
+    by_qubo = {tuple(q.tolist()): edges for q, edges in zip(qubo_inputs(task.graphs, 8), task.graphs)}
+
+    def predict(inputs):
+        edges = torch.stack([by_qubo[tuple(q.tolist())] for q in inputs[0]])
+        target = encode_targets(edges, 8, "edge_list")
+        repeated = edges.clone()
+        repeated[:, 1] = repeated[:, 0]
+        out_of_range = target.clone()
+        out_of_range[:, 0] = 8.2
+        return torch.stack([encode_targets(edges, 8, "sorted_edge_list") + 0.3, target - 0.3,
+                            encode_targets(repeated, 8, "edge_list"), out_of_range])
+
+    sorted_order, itself, repeated_edge, invalid = task.evaluate(predict, replicas=4, device="cpu", chunk=7)
+    test = task.test_graphs("cpu")
+    targets = encode_targets(test, 8, "edge_list")
+    in_sorted_order = (targets == encode_targets(test, 8, "sorted_edge_list")).all(-1).float().mean().item()
+    assert in_sorted_order < 0.5  # networkx's order is random within a node: most lists are not sorted
+    assert sorted_order["exact_recovery"] == 1.0 and sorted_order["success"] is True
+    assert sorted_order["exact_target_recovery"] == pytest.approx(in_sorted_order)
+    assert itself["exact_recovery"] == itself["exact_target_recovery"] == 1.0
+    assert repeated_edge["exact_recovery"] == 0.0 and invalid["exact_recovery"] == 0.0
+
+
+def test_the_bayes_edge_list_names_the_graph_only_when_no_node_lists_two_edges(tmp_path):
+    """The conditional mean averages v over a node's group, so a group of two or more edges decodes to one repeated
+    edge: the Bayes predictor recovers exactly the graphs in which every u appears once."""
+    task = tiny_task(tmp_path, nodes=16, edges=6, samples=400, encoding="edge_list")
+    test = task.test_graphs("cpu")
+    u = test[..., 0]
+    distinct_u = torch.tensor([len(set(row.tolist())) == len(row) for row in u]).float().mean().item()
+    assert 0 < distinct_u < 1
+    assert task.result_extras()["bayes_graph_recovery"] == pytest.approx(distinct_u)
+    assert tiny_task(tmp_path, encoding="sorted_edge_list").result_extras()["bayes_graph_recovery"] == 1.0

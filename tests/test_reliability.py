@@ -31,6 +31,11 @@ BAD_INPUTS = [
     ("model.m_factr=3", "model.m_factr is not a config key (did you mean model.m_factor?)"),
     ("+trainer.max_step=3", "trainer.max_step is not a config key (did you mean trainer.max_steps?)"),
     ("hydra/launcher=nope", "hydra/launcher=nope: no such option; must be one of basic"),
+    ("model.normalize=true", None),  # valid: the default head is a sigmoid
+    (["model.normalize=true", "model.head=clamp"],
+     "model.head='clamp': Firner's --normalize forces a sigmoid head: use sigmoid or sigmoid_bceloss"),
+    ("task.train_examples=0", "task.train_examples=0: must be an integer >= 1"),
+    ("task.train_examples=100", "task.train_examples=100: must be >= task.batch_size (128)"),
     ("model.presolve=true", None),  # valid: B3/S23 needs one unit per block
     ("task.rule=B36/S23", None),
 ]
@@ -38,11 +43,12 @@ BAD_INPUTS = [
 
 @pytest.mark.parametrize("override, message", BAD_INPUTS)
 def test_each_bad_input_gives_one_clear_line(override, message):
+    overrides = override if isinstance(override, list) else [override]
     if message is None:
-        check([override])
+        check(overrides)
         return
     with pytest.raises(ConfigError) as error:
-        check([override])
+        check(overrides)
     assert message in str(error.value) and "\n" not in str(error.value)
 
 
@@ -59,8 +65,8 @@ def test_every_job_of_a_multirun_is_checked_before_the_first_starts(tmp_path):
 def test_the_preset_grid_is_checked_too():
     with pytest.raises(ConfigError, match="model.activation='bogus'"):
         check(["-m", "experiment=firner_grid", "model.activation=bogus"])
-    assert check(["-m", "experiment=firner_grid"]) == 27
-    assert check(["-m", "experiment=firner_grid", "task.steps=1"]) == 9
+    assert check(["-m", "experiment=firner_grid"]) == 30  # steps 1-3 x m 1, 5, 10, 20, 30, 40, 50, 60, 80, 100
+    assert check(["-m", "experiment=firner_grid", "task.steps=1"]) == 10
 
 
 def test_same_config_and_seed_give_the_same_metrics(tmp_path):

@@ -1,5 +1,7 @@
 """The core issue's promises, end to end through the real configs."""
 
+import re
+
 import pytest
 
 from helpers import run_py
@@ -21,7 +23,7 @@ def test_presolved_models_succeed_every_time(tmp_path, neighborhood, steps):
 def test_presets_compose_to_the_published_settings():
     firner = compose(["experiment=firner"])
     assert (firner.task.neighborhood, firner.model.activation, firner.model.head, firner.model.normalize) == (
-        "von_neumann", "leaky_relu", "sigmoid", True)
+        "von_neumann", "leaky_relu", "sigmoid_bceloss", True)
     assert (firner.trainer.max_steps, firner.task.batch_size, firner.task.train_size, firner.task.test_size,
             firner.task.test_boards, firner.trials) == (10000, 128, 10, 5, 1000, 20)
     springer = compose(["experiment=springer_kenyon", "task.steps=2"])
@@ -29,6 +31,7 @@ def test_presets_compose_to_the_published_settings():
 
     net = build_net(springer.model, build_task(springer.task), [0])
     assert net.params_per_replica() == 23 * 2 + 2 and springer.task.neighborhood == "moore"
+    assert springer.task.train_examples == 10000 and springer.trainer.max_steps * 8 == 100 * 10000  # 100 epochs
 
 
 def test_the_issue_grid_runs_nine_jobs(tmp_path):
@@ -44,4 +47,8 @@ def test_the_issue_grid_runs_nine_jobs(tmp_path):
 @pytest.mark.slow
 def test_the_default_job_runs_and_prints_a_success_rate():
     completed = run_py("force=true", timeout=900)
-    assert "success" in completed.stdout
+    printed = re.search(r"success (\d+)/(\d+) = ", completed.stdout)
+    last = completed.stdout.strip().splitlines()[-1]
+    assert last.startswith("result: ") and "tensorboard --logdir" in last
+    result = read_result(last.split()[1])
+    assert (int(printed[1]), int(printed[2])) == (result["successes"], result["trials"]) == (result["successes"], 16)

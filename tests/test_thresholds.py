@@ -74,7 +74,7 @@ def test_separation_reports_the_bracketing_widths_not_an_estimate():
     complete = fit_thresholds([1, 2, 3, 4], [0, 0, 16, 16], [16] * 4, (0.5, 0.9))
     assert all((r.status, r.ci_low, r.ci_high) == ("separated", 2.0, 3.0) for r in complete)
     assert all(math.isnan(r.estimate) for r in complete)
-    # One mixed width between all-0 and all-1 (quasi-complete separation): still no MLE; bracket by its neighbours.
+    # One mixed width between all-0 and all-1 (quasi-complete separation): still no MLE; bracket by its neighbors.
     quasi = fit_thresholds([1, 2, 3, 4], [0, 0, 5, 16], [16] * 4, (0.5,))[0]
     assert (quasi.status, quasi.ci_low, quasi.ci_high) == ("separated", 2.0, 4.0)
 

@@ -67,6 +67,17 @@ def test_a_nan_replica_is_frozen_and_marked_while_the_others_train_on():
 
 def test_training_lowers_the_loss_and_wide_one_step_nets_learn_life():
     config = compose(["model.m_factor=8", "task.neighborhood=von_neumann", "optim.lr=0.01"])
-    module = fit(config, [replica_seed(0, i) for i in range(2)], steps=300)
+    seeds = [replica_seed(0, i) for i in range(2)]
+    task = build_task(config.task)
+    boards, targets = task.train_batch([torch.Generator().manual_seed(99 + i) for i in range(2)], "cpu")
+
+    def held_out_losses(net):  # one fixed batch, never trained on
+        with torch.no_grad():
+            return task.replica_losses(net(boards), targets, net.output_kind)
+
+    before = held_out_losses(build_net(config.model, task, seeds))  # the same initial weights fit starts from
+    module = fit(config, seeds, steps=300)
+    after = held_out_losses(module.net)
+    assert (after < 0.5 * before).all(), (before, after)
     rows = module.evaluate()
     assert max(row["board_accuracy"] for row in rows) > 0.9

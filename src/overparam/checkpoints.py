@@ -25,20 +25,36 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         return torch.load(path, map_location=map_location or "cpu", weights_only=True)
 
 
-def checkpoint_to_resume(checkpoint_dir: Path, config_identity: dict) -> str | None:
-    """The last checkpoint in `checkpoint_dir` if it was written for this config; otherwise clear the folder."""
+def checkpoint_to_resume(checkpoint_dir: Path, config_identity: dict, stream_device: str = "cpu",
+                         start_over: bool = False) -> str | None:
+    """The last checkpoint in `checkpoint_dir` if it was written for this config; otherwise clear the folder.
+
+    A checkpoint of this config whose random streams live on another device type cannot resume exactly (a CPU
+    generator's state is not a CUDA one's): that stops with one line, unless `start_over` (force=true) clears it.
+    """
     stamp = checkpoint_dir / STAMP
     last = checkpoint_dir / LAST
     try:
-        same = json.loads(stamp.read_text()) == config_identity
+        stamped = json.loads(stamp.read_text())
     except (OSError, ValueError):
-        same = False
-    if same and last.exists():
+        stamped = {}
+    same = isinstance(stamped, dict) and stamped.get("identity") == config_identity
+    if same and last.exists() and stamped.get("stream_device") != stream_device and not start_over:
+        raise CheckpointDeviceMismatch(
+            f"{last} holds random streams drawn on {stamped.get('stream_device')}, this job draws them on "
+            f"{stream_device}: resume it there (trainer.accelerator), or force=true to start over here"
+        )
+    if same and last.exists() and stamped.get("stream_device") == stream_device:
         return str(last)
     forget_checkpoints(checkpoint_dir)
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(stamp, json.dumps(config_identity, sort_keys=True))
+    stamp_text = json.dumps({"identity": config_identity, "stream_device": stream_device}, sort_keys=True)
+    atomic_write_text(stamp, stamp_text)
     return None
+
+
+class CheckpointDeviceMismatch(RuntimeError):
+    """A checkpoint that only another device type can resume."""
 
 
 def forget_checkpoints(checkpoint_dir: Path) -> None:

@@ -44,6 +44,16 @@ def wants_gpu(accelerator: str) -> bool:
     return True
 
 
+def stream_device_type(accelerator: str) -> str:
+    """The device type a job with this accelerator setting draws its random streams on ("cpu" or "cuda"), known
+    before any device is held: CPU and CUDA generators draw different numbers from the same seed, so it is part
+    of what a job computes (`results.is_done`). Never raises (a missing GPU is reported when the job starts)."""
+    try:
+        return "cuda" if wants_gpu(accelerator) else "cpu"  # the same decision as `job_device`
+    except RuntimeError:  # trainer.accelerator=gpu without a GPU: the job itself will say so
+        return "cuda"
+
+
 def choose_device(accelerator: str, gpu_index: int | None = None) -> torch.device:
     """CPU, or GPU `gpu_index` (the current CUDA device when not given)."""
     if not wants_gpu(accelerator):

@@ -6,10 +6,12 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from .hparams import overridden_keys
 from .job import run
 
 
 def run_from_hydra(config: DictConfig) -> float | None:
     hydra_config = HydraConfig.get()
-    result = run(config, hydra_config.runtime.output_dir, multirun=hydra_config.mode == RunMode.MULTIRUN)
+    result = run(config, hydra_config.runtime.output_dir, multirun=hydra_config.mode == RunMode.MULTIRUN,
+                 swept_keys=overridden_keys(hydra_config.overrides.task))
     return result.get("success_rate")

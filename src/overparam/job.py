@@ -6,8 +6,8 @@ result without training; when it holds a checkpoint of the same config it resume
 
 from __future__ import annotations
 
-import json
 import logging
+import shlex
 import shutil
 import time
 import traceback
@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from . import devices
 from .analysis import run_analyses
 from .checkpoints import checkpoint_to_resume, forget_checkpoints
+from .hparams import config_text, job_hparams, log_hparams
 from .metrics import summarize
 from .results import RESULT_FILE, identity, is_done, read_result, write_result
 from .training import build_module, build_trainer
@@ -31,18 +32,19 @@ warnings.filterwarnings("ignore", message=".*LeafSpec.*")
 warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
 
 
-def run(config: DictConfig, job_dir: str | Path, multirun: bool = False) -> dict:
-    """Run (or skip, or resume) the job described by `config` in `job_dir`; return its result."""
+def run(config: DictConfig, job_dir: str | Path, multirun: bool = False, swept_keys=()) -> dict:
+    """Run (or skip, or resume) the job described by `config` in `job_dir`; return its result.
+    `swept_keys` (the keys its command line or sweep set) come first in TensorBoard's HPARAMS tab."""
     job_dir = Path(job_dir)
     resolved = OmegaConf.to_container(config, resolve=True)
     validate(resolved)  # run.py checks every job up front; this guards other entry points
     previous = read_result(job_dir / RESULT_FILE)
-    if not config.force and is_done(previous, resolved):
+    if not config.force and is_done(previous, resolved, devices.stream_device_type(config.trainer.accelerator)):
         print(f"skip {job_dir}: result.json is complete for this config (force=true reruns it)")
         return previous
     try:
         with devices.job_device(config) as device:  # holds one GPU for the whole job; released on any exit
-            return _train(config, resolved, job_dir, device)
+            return _train(config, resolved, job_dir, device, swept_keys)
     except Exception as error:  # noqa: BLE001 - a failed job must leave a record and let the sweep go on
         failure = {
             "status": "failed",
@@ -51,20 +53,23 @@ def run(config: DictConfig, job_dir: str | Path, multirun: bool = False) -> dict
             "config": resolved,
             **devices.describe_job(config),
         }
-        write_result(job_dir, failure)
-        print(f"FAILED {job_dir}: {failure['error']}")
+        path = write_result(job_dir, failure)
+        print(f"FAILED {job_dir}: {failure['error']} (recorded in {path})")
         if not multirun:
             raise
         return failure
 
 
-def _train(config: DictConfig, resolved: dict, job_dir: Path, device) -> dict:
+def _train(config: DictConfig, resolved: dict, job_dir: Path, device, swept_keys=()) -> dict:
     started, started_at = time.perf_counter(), time.time()
     module = build_module(config)
     task, net = module.task, module.net
+    print(f"{task.name}: {_where(task.grid_point())} m_factor={net.m_factor} params/replica={net.params_per_replica()}"
+          f"  {config.trials} replicas x {config.trainer.max_steps} steps on {device}"
+          + "".join(f"; {note}" for note in task.notes()), flush=True)
 
     checkpoint_dir = job_dir / "checkpoints"
-    resume_from = checkpoint_to_resume(checkpoint_dir, identity(resolved))
+    resume_from = checkpoint_to_resume(checkpoint_dir, identity(resolved), device.type, start_over=config.force)
     if resume_from is None:
         # A fresh start: curves of an earlier, killed attempt would overlap the new ones in TensorBoard.
         shutil.rmtree(job_dir / "tensorboard", ignore_errors=True)
@@ -100,14 +105,18 @@ def _train(config: DictConfig, resolved: dict, job_dir: Path, device) -> dict:
         "started_at": started_at,
         "finished_at": time.time(),
         **devices.describe_job(config, device),
+        "stream_device": device.type,  # part of what the job computed (results.result_identity)
         "config": resolved,
     }
-    trainer.logger.log_hyperparams(_flat_hparams(resolved), {f"final/{k}": v for k, v in _scalars(summary).items()})
+    log_hparams(trainer.logger, job_hparams(resolved, swept_keys),
+                {f"final/{k}": v for k, v in _scalars(summary).items()}, swept_keys)
+    trainer.logger.experiment.add_text("config", config_text(resolved))
     trainer.logger.finalize("success")
-    write_result(job_dir, result)
+    path = write_result(job_dir, result)
     if not config.trainer.keep_checkpoints:
         forget_checkpoints(checkpoint_dir)
     print_table(result)
+    print(f"result: {path}   curves: tensorboard --logdir {shlex.quote(str(job_dir / 'tensorboard'))}", flush=True)
     return result
 
 
@@ -121,19 +130,13 @@ def _scalars(summary: dict) -> dict:
     return {k: float(v) for k, v in summary.items() if isinstance(v, (int, float)) and v is not None}
 
 
-def _flat_hparams(resolved: dict) -> dict:
-    """Task, model and optimizer settings plus seed and trials, flattened for TensorBoard's HPARAMS tab."""
-    flat = {}
-    for group in ("task", "model", "optim"):
-        for key, value in resolved.get(group, {}).items():
-            flat[f"{group}.{key}"] = value if isinstance(value, (int, float, str, bool)) else json.dumps(value)
-    flat.update(seed=resolved["seed"], trials=resolved["trials"])
-    return flat
+def _where(grid_point: dict) -> str:
+    return f"encoding={grid_point['encoding']}" if "encoding" in grid_point else f"steps={grid_point.get('steps', '-')}"
 
 
 def print_table(result: dict) -> None:
     low, high = result["success_ci_low"], result["success_ci_high"]
-    where = f"encoding={result['encoding']}" if "encoding" in result else f"steps={result.get('steps', '-')}"
+    where = _where(result)
     print(
         f"{result['task']}: {where} m_factor={result['m_factor']} "
         f"params/replica={result['params_per_replica']}  "

@@ -26,7 +26,7 @@ from .atomic import atomic_write_text
 from .config import flatten as flatten_config
 from .metrics import summarize
 from .report_thresholds import print_thresholds, report_thresholds, write_tensorboard_thresholds
-from .results import RESULT_FILE, WIDTH_KEY, identity, read_result
+from .results import RESULT_FILE, WIDTH_KEY, read_result, result_identity
 
 POOLED_KEYS = ("seed",)  # jobs differing only here pool their replicas
 SUMMARY_FILE = "summary.csv"
@@ -85,7 +85,7 @@ def load_results(sweep_dirs: list[Path]) -> list[tuple[Path, dict]]:
             result = read_result(path)
             if result is None or not isinstance(result.get("config"), dict):
                 continue
-            key = json.dumps(identity(result["config"]), sort_keys=True)
+            key = json.dumps(result_identity(result), sort_keys=True)
             kept = by_experiment.get(key)
             if kept is None or (kept[1].get("status") != "ok" and result.get("status") == "ok"):
                 by_experiment[key] = (path, result)
@@ -94,7 +94,7 @@ def load_results(sweep_dirs: list[Path]) -> list[tuple[Path, dict]]:
 
 def swept_keys(results: list[tuple[Path, dict]]) -> list[str]:
     """Config keys whose value differs between jobs, in config order."""
-    flats = [flatten(identity(result["config"])) for _, result in results]
+    flats = [flatten(result_identity(result)) for _, result in results]
     keys: list[str] = []
     for flat in flats:
         keys.extend(k for k in flat if k not in keys)
@@ -116,7 +116,7 @@ def pool(results: list[tuple[Path, dict]]) -> list[GridPoint]:
     curve_keys = [k for k in keys if k != WIDTH_KEY and k not in POOLED_KEYS]
     points: dict[tuple, GridPoint] = {}
     for path, result in results:
-        flat = flatten(identity(result["config"]))
+        flat = flatten(result_identity(result))
         curve = tuple((k, flat.get(k)) for k in curve_keys)
         width = flat.get(WIDTH_KEY)
         point = points.setdefault((curve, width), GridPoint(curve, width))
@@ -167,6 +167,19 @@ def curves(points: list[GridPoint]) -> dict[tuple, list[GridPoint]]:
     return grouped
 
 
+def _curve_style(index: int) -> dict:
+    """Curves that coincide (two rows of zeros) must all stay visible: each later curve is drawn thinner, dashed
+    differently, with a smaller hollow marker of another shape, so the ones beneath show around it."""
+    return {
+        "marker": "osD^vPX"[index % 7],
+        "markersize": max(3.0, 10.0 - 1.5 * index),
+        "markerfacecolor": "none",
+        "markeredgewidth": 1.5,
+        "linestyle": ["-", "--", "-.", ":"][index % 4],
+        "linewidth": max(1.0, 3.0 - 0.5 * index),
+    }
+
+
 def make_figure(points: list[GridPoint]):
     """Success rate vs width, one line per curve, log x, Wilson 95% bands."""
     import matplotlib
@@ -176,14 +189,14 @@ def make_figure(points: list[GridPoint]):
     import matplotlib.ticker
 
     figure, axis = plt.subplots(figsize=(7, 4.5))
-    for curve, members in curves(points).items():
+    for index, (curve, members) in enumerate(curves(points).items()):
         numeric = [p for p in members if isinstance(p.width, (int, float))]
         if not numeric:
             continue
         summaries = [p.summary() for p in numeric]
         widths = [p.width for p in numeric]
         rates = [s["success_rate"] for s in summaries]
-        line = axis.plot(widths, rates, marker="o", label=curve_name(curve))[0]
+        line = axis.plot(widths, rates, label=curve_name(curve), **_curve_style(index))[0]
         axis.fill_between(
             widths, [s["success_ci_low"] for s in summaries], [s["success_ci_high"] for s in summaries],
             color=line.get_color(), alpha=0.15,

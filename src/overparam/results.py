@@ -60,8 +60,19 @@ def identity(config: dict) -> dict:
     return config
 
 
-def is_done(result: dict | None, config: dict) -> bool:
-    """A job is done when its result finished cleanly from the same experiment."""
-    if result is None or result.get("status") != "ok":
-        return False
-    return identity(result.get("config", {})) == identity(config)
+def stream_device(result: dict) -> str:
+    """The device type a result's training streams came from (results written before the field: their device's)."""
+    return result.get("stream_device") or str(result.get("device", "cpu")).split(":")[0]
+
+
+def result_identity(result: dict) -> dict:
+    """What a result computed: its config's identity and the device type its training streams came from (the
+    same seed draws different boards on CPU and CUDA, so the two are different experiments)."""
+    return {**identity(result.get("config", {})), "stream_device": stream_device(result)}
+
+
+def is_done(result: dict | None, config: dict, stream_device_type: str = "cpu") -> bool:
+    """A job is done when its result finished cleanly from the same experiment, streams drawn on the same device
+    type."""
+    return (result is not None and result.get("status") == "ok"
+            and result_identity(result) == {**identity(config), "stream_device": stream_device_type})

@@ -18,7 +18,7 @@ Where the data cannot give a finite estimate the row says why instead of extrapo
   not_reached_above  the target is not reached by the widest width (m_q > max width; ci_low = max width)
   not_reached_below  already reached at the narrowest width (m_q < min width; ci_high = min width)
   separated          every failure sits below every success (the MLE does not exist): ci_low / ci_high are the
-                     neighbouring widths that bracket the threshold, estimate is empty
+                     neighboring widths that bracket the threshold, estimate is empty
   not_monotone       fitted slope <= 0: success does not rise with width
 An `ok` row whose interval runs past the tested widths is unbounded on that side: ci_low 0 or ci_high inf.
 """

@@ -13,7 +13,7 @@ class CriticalWidthSweeperConf:
     low: int = 1  # narrowest width tried
     high: int = 64  # widest width tried
     targets: list[float] = field(default_factory=lambda: [0.5])  # success rates whose width is searched
-    precision: float = 0.25  # stop when neighbouring widths hi/lo - 1 <= precision bracket the target
+    precision: float = 0.25  # stop when neighboring widths hi/lo - 1 <= precision bracket the target
     max_jobs: int = 60  # budget: jobs over all combinations (reused finished jobs count)
     max_seeds: int = 4  # at most this many jobs (seed, seed+1, ...) at one width
     seed_key: str = "seed"  # extra trials at a width are jobs with seed+1, seed+2, ...

@@ -9,7 +9,7 @@ has it and is off in eval mode. A `ReplicaMLP` replica becomes `nn.Linear` layer
     module = export_replica(net, 3); save_replica(module, "replica3.pt")
     torch.load("replica3.pt", weights_only=False)   # plain torch; overparam need not be installed
 
-The replica net stores a 3x3 conv as a matmul over neighbourhoods: weight `[K, 9 * C, out]`, row
+The replica net stores a 3x3 conv as a matmul over neighborhoods: weight `[K, 9 * C, out]`, row
 `offset * C + channel` with offsets in `overparam.life.STENCIL` order (row-major (dy, dx)); `nn.Conv2d`
 cross-correlates, so kernel[out, channel, dy + 1, dx + 1] is that row: no flip.
 """

@@ -185,7 +185,7 @@ def hessian_spectra(net, task, settings) -> tuple[list[dict], list]:
         if weights is not None:
             for conv in module:
                 if isinstance(conv, torch.nn.Conv2d):
-                    conv.padding = (0, 0)  # a 3x3 pattern in, its centre cell's output out
+                    conv.padding = (0, 0)  # a 3x3 pattern in, its center cell's output out
         hessian = ReplicaHessian(module, inputs, targets, net.output_kind, weights)
         row = spectrum_summary(hessian, settings)
         densities.append((row["hessian_slq_nodes"], row["hessian_slq_weights"]))
@@ -207,8 +207,8 @@ def plot_densities(densities: list, successes: list[bool], path, width: float = 
         return np.arcsinh(np.asarray(values) / 1e-5) / np.log(10)
 
     for (nodes, weights), success in zip(densities, successes):
-        centres = squash(nodes)
-        density = (np.asarray(weights)[:, None] * np.exp(-0.5 * ((grid[None] - centres[:, None]) / (10 * width)) ** 2))
+        centers = squash(nodes)
+        density = (np.asarray(weights)[:, None] * np.exp(-0.5 * ((grid[None] - centers[:, None]) / (10 * width)) ** 2))
         axis.plot(grid, density.sum(0), color="tab:green" if success else "tab:red", alpha=0.5, lw=1)
     ticks = [-100.0, -1.0, -0.01, -1e-4, 0.0, 1e-4, 0.01, 1.0, 100.0]
     axis.set_xticks(squash(ticks), [f"{t:g}" for t in ticks])

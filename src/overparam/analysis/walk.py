@@ -80,7 +80,7 @@ def solution_like(net: LifeConvNet, rule, destination: str = "presolve") -> Life
 @torch.no_grad()
 def firner_solution(net: LifeConvNet, rule) -> None:
     """Firner's hand-built B3/S23 net (his `presolve`, bfirner/dnn_game_of_life) in the first units of every block,
-    zeros elsewhere. With s = neighbours + cell / 2: a = act(s - 2), b = act(s - 3.5), mid = act(1 - 2a + 10b)
+    zeros elsewhere. With s = neighbors + cell / 2: a = act(s - 2), b = act(s - 3.5), mid = act(1 - 2a + 10b)
     (0 exactly on s in {2.5, 3, 3.5}, the cells alive next), out = 1 - 2 mid, or the logit 10 - 20 mid for the
     sigmoid head. Its weights are smaller than `presolve`'s, so walks to it are shorter."""
     from ..tasks.life.rules import CENTER, NEIGHBOR_INDICES

@@ -15,7 +15,10 @@ from ..tasks.life.rules import Rule, blocks_for
 from .presolve import write_solution
 from .replica import ReplicaActivation, ReplicaLinear, ReplicaNet
 
-HEADS = ("sigmoid", "clamp")
+# sigmoid: the sigmoid is folded into the loss (BCE on logits: its gradient never vanishes);
+# sigmoid_bceloss: Firner's nn.Sigmoid + nn.BCELoss in float32 (a saturated wrong cell's gradient is exactly 0);
+# clamp: the last activation's output clamped to [0, 1].
+HEADS = ("sigmoid", "sigmoid_bceloss", "clamp")
 LAYOUTS = ("firner", "springer_kenyon")
 
 
@@ -39,7 +42,8 @@ class LifeConvNet(ReplicaNet):
     `springer_kenyon` layout, per block: Conv3x3(c -> 2m) -> act -> Conv1x1(2m -> m) -> act, chained through
     m channels, then one final Conv1x1(m -> 1) (23n + 2 parameters at m = 1).
     With `head="sigmoid"` the last activation is replaced by a sigmoid folded into the loss (the net returns
-    logits); with `head="clamp"` the last activation's output is clamped to [0, 1].
+    logits); `head="sigmoid_bceloss"` returns the sigmoid's probabilities, as Firner's net does, and trains with
+    `nn.BCELoss`; with `head="clamp"` the last activation's output is clamped to [0, 1].
     Convolutions are matmuls over neighborhood patches (`FlatBoards`), so a 3x3 conv of K replicas is one
     `baddbmm`; the first block, which sees only 0/1 cells, is evaluated once per 3x3 pattern and looked up.
     """
@@ -107,6 +111,8 @@ class LifeConvNet(ReplicaNet):
 
     @classmethod
     def check(cls, model: dict) -> None:
+        if model["normalize"] and model["head"] == "clamp":
+            fail("model.head", "clamp", "Firner's --normalize forces a sigmoid head: use sigmoid or sigmoid_bceloss")
         if model["presolve"] and model["layout"] == "springer_kenyon" and model["activation"] == "leaky_relu":
             fail("model.activation", "leaky_relu",
                  "model.presolve with layout=springer_kenyon needs relu, prelu, elu, gelu or silu")
@@ -175,6 +181,8 @@ class LifeConvNet(ReplicaNet):
                 x = act(x, inplace=True)  # x is a fresh matmul output here
             if index == last and self.head == "clamp":
                 x = x.clamp(0.0, 1.0)
+            elif index == last and self.head == "sigmoid_bceloss":
+                x = torch.sigmoid(x)
         return x
 
     def _channel_dropout(self, x, batch, generators):

@@ -71,7 +71,7 @@ def write_solution(net, rule: Rule) -> None:
 
 def _write_output(net, layer, final: bool, runs: int, scale: float) -> None:
     """The layer that sums the runs' `on` units into the cell's next state."""
-    if final and net.head == "sigmoid":
+    if final and net.head in ("sigmoid", "sigmoid_bceloss"):
         # Firner's sigmoid head: logit = 20 * state - 10, so sigmoid is within 5e-5 of 0/1.
         layer.weight[:, :runs, 0] = 20.0 / scale
         layer.bias[:, 0, 0] = -10.0

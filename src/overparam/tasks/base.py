@@ -42,6 +42,11 @@ class Task(ABC):
         """What a net must know about the data, passed to the model's constructor (e.g. input and output sizes)."""
         return {}
 
+    def notes(self) -> list[str]:
+        """Short remarks for the job's header line about settings easy to overlook (e.g. a test distribution
+        that differs from the training one)."""
+        return []
+
     def result_extras(self) -> dict:
         """Task-level numbers for result.json beyond the per-replica metrics (e.g. a Bayes ceiling)."""
         return {}

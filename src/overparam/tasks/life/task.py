@@ -1,4 +1,5 @@
-"""The Game of Life task: fresh training boards per replica per step, a fixed held-out set, loss and success.
+"""The Game of Life task: fresh training boards per replica per step (or each replica's own fixed training set),
+a fixed held-out set, loss and success.
 
 Plain torch: a net is anything mapping `[K, B, H, W]` boards to `[K, B, H, W]` logits or probabilities.
 """
@@ -12,8 +13,9 @@ from typing import ClassVar, Protocol, runtime_checkable
 import torch
 from torch.nn import functional as F
 
-from ...config import Check, ConfigError, choice, fail, integer, is_number, number
+from ...config import Check, ConfigError, choice, fail, integer, is_number, number, optional
 from ..base import Task
+from ..sampling import EpochSampler
 from .flatboards import FlatBoards
 from .patterns import PATTERN_COUNT, rule_table
 from .rules import BOUNDARIES, NEIGHBORHOODS, Rule, blocks_for, parse_rule
@@ -76,6 +78,7 @@ class LifeTask(Task):
         "train_size": integer(3),
         "test_size": integer(3),
         "batch_size": integer(1),
+        "train_examples": optional(integer(1)),
         "test_boards": integer(1),
         "test_seed": integer(0),
     }
@@ -88,6 +91,9 @@ class LifeTask(Task):
     density: float | tuple[float, float] = 0.5  # alive probability per cell, or [low, high] drawn per board
     train_size: int = 10  # training boards are train_size x train_size, drawn fresh ...
     batch_size: int = 128  # ... batch_size per replica per step
+    # null: fresh boards every step; N: each replica's own N boards, drawn once from its data stream and walked
+    # in a fresh order every epoch (N // batch_size steps; Springer & Kenyon trained on 10,000 fixed examples)
+    train_examples: int | None = None
     test_size: int = 5  # held-out boards are test_size x test_size ...
     test_boards: int = 1000  # ... this many, the same for every replica ...
     test_seed: int = 1234  # ... drawn from this seed ...
@@ -101,6 +107,9 @@ class LifeTask(Task):
             self.rule = parse_rule(self.rule, self.neighborhood)
         if not isinstance(self.density, (int, float)):
             self.density = tuple(self.density)
+        self._sampler = EpochSampler(self.train_examples, self.batch_size) if self.train_examples else None
+        self._train_set: torch.Tensor | None = None  # [K, N, H, W] uint8, drawn at the first step
+        self._train_set_states: list[torch.Tensor] | None = None  # the data streams' states it was drawn from
 
     @classmethod
     def check(cls, task: dict, model: dict) -> None:
@@ -110,12 +119,23 @@ class LifeTask(Task):
             raise ConfigError(f"task.{error}") from None
         if "d_factor" in model and blocks_for(task["steps"], model["d_factor"]) < 1:
             fail("model.d_factor", model["d_factor"], f"gives floor({task['steps']} * d_factor) = 0 blocks; needs >= 1")
+        if task.get("train_examples") is not None and task["train_examples"] < task["batch_size"]:
+            fail("task.train_examples", task["train_examples"], f"must be >= task.batch_size ({task['batch_size']})")
         runs = len(rule.alive_intervals())
         if model.get("presolve") and model["m_factor"] < runs:
             fail("model.m_factor", model["m_factor"], f"model.presolve of rule {task['rule']} needs m_factor >= {runs}")
 
     def grid_point(self) -> dict:
         return {"steps": self.steps, "rule": self.rule.notation, "neighborhood": self.neighborhood}
+
+    def notes(self) -> list[str]:
+        notes = []
+        if self.test_density != self.density:
+            density = list(self.density) if isinstance(self.density, tuple) else self.density
+            notes.append(f"tests on density {self.test_density} (trains on {density})")
+        if self.train_examples:
+            notes.append(f"trains on {self.train_examples} fixed boards per replica, reshuffled every epoch")
+        return notes
 
     def net_inputs(self) -> dict:
         return {"steps": self.steps, "boundary": self.boundary, "rule": self.rule}
@@ -124,15 +144,47 @@ class LifeTask(Task):
         return life_run(boards, self.steps, self.rule, self.boundary)
 
     def train_cells(self, generators: Sequence[torch.Generator], device) -> torch.Tensor:
-        """`[K, B, H, W]` fresh 0/1 boards (uint8 or float), replica k's from its own generator, made on `device`."""
+        """`[K, B, H, W]` 0/1 boards (uint8 or float), replica k's from its own generator, made on `device`:
+        fresh ones, or the next batch of each replica's own training set (`train_examples`)."""
+        if self._sampler is None:
+            if self.density == 0.5:
+                return fair_coin_boards(generators, self.batch_size, self.train_size, device)
+            return torch.stack([sample_boards(g, self.batch_size, self.train_size, self.density, device)
+                                for g in generators])
+        if self._train_set is None:
+            self._train_set = self._draw_train_set(generators, device)
+        indices = self._sampler.next_indices(generators, device)
+        return torch.stack([boards.index_select(0, index) for boards, index in zip(self._train_set, indices)])
+
+    def _draw_train_set(self, generators: Sequence[torch.Generator], device) -> torch.Tensor:
+        """Each replica's `train_examples` boards, drawn from its data stream (as the first step would draw them).
+        A resumed job redraws them from the stream states they were first drawn from (`load_state_dict`)."""
+        if self._train_set_states is None:
+            self._train_set_states = [g.get_state() for g in generators]
+        else:  # resumed: draw from copies of the original states, leaving the restored streams where they are
+            copies = [torch.Generator(device=g.device) for g in generators]
+            for copy, state in zip(copies, self._train_set_states):
+                copy.set_state(state)
+            generators = copies
         if self.density == 0.5:
-            return fair_coin_boards(generators, self.batch_size, self.train_size, device)
-        return torch.stack([sample_boards(g, self.batch_size, self.train_size, self.density, device)
-                            for g in generators])
+            return fair_coin_boards(generators, self.train_examples, self.train_size, device)
+        # one replica at a time, so the float boards of only one replica exist at once
+        return torch.stack([sample_boards(g, self.train_examples, self.train_size, self.density, device)
+                            .to(torch.uint8) for g in generators])
+
+    def state_dict(self) -> dict:
+        if self._sampler is None:
+            return {}
+        return {"train_set_states": self._train_set_states, "sampler": self._sampler.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        if self._sampler is not None and state:
+            self._train_set, self._train_set_states = None, state["train_set_states"]
+            self._sampler.load_state_dict(state["sampler"])
 
     def train_batch(self, generators: Sequence[torch.Generator], device) -> tuple[torch.Tensor, torch.Tensor]:
-        """`[K, B, H, W]` fresh float boards, replica k's from its own generator, made on `device`, and their
-        targets."""
+        """`[K, B, H, W]` float boards (`train_cells`), replica k's from its own generator, made on `device`, and
+        their targets."""
         boards = self.train_cells(generators, device).float()
         return boards, self.targets(boards)
 
@@ -209,9 +261,10 @@ class LifeTask(Task):
         return counts.reshape(replicas, PATTERN_COUNT, 2).float()
 
     def test_set(self, device) -> tuple[torch.Tensor, torch.Tensor]:
-        """The held-out boards `[T, H, W]`, the same for every replica and every job with this test_seed."""
-        generator = torch.Generator(device=device).manual_seed(self.test_seed)
-        boards = sample_boards(generator, self.test_boards, self.test_size, self.test_density, device)
+        """The held-out boards `[T, H, W]` on `device`, the same for every replica and every job with this test_seed,
+        on any device: drawn on the CPU (a CUDA generator would draw other boards from the same seed)."""
+        generator = torch.Generator(device="cpu").manual_seed(self.test_seed)
+        boards = sample_boards(generator, self.test_boards, self.test_size, self.test_density, "cpu").to(device)
         return boards, self.targets(boards)
 
     @staticmethod

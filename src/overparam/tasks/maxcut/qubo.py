@@ -153,6 +153,31 @@ def decode_adjacency(targets: torch.Tensor, nodes: int, encoding: str, adjacency
     return adjacency_from_edges(targets.round().long().unflatten(-1, (-1, 2)), nodes)
 
 
+def decode_graphs(predictions: torch.Tensor, nodes: int, encoding: str,
+                  adjacency_part: str = "full") -> tuple[torch.Tensor, torch.Tensor]:
+    """The graph a prediction `[..., output_size]` names, whatever order it lists the edges in.
+
+    Returns `[..., n, n]` 0/1 adjacency matrices (after rounding) and a `[...]` bool: False where the prediction
+    names no simple graph with the target's encoding (an entry that rounds outside 0/1 for adjacency, a node
+    index outside 0..n-1 for the edge lists). A self-loop or a repeated edge stays in the matrix (a diagonal 1, one
+    edge fewer), so such a prediction never equals a target graph.
+    """
+    rounded = predictions.round()
+    if encoding == "adjacency":
+        valid = ((rounded == 0) | (rounded == 1)).all(-1)
+        return decode_adjacency(rounded.clamp(0, 1), nodes, encoding, adjacency_part), valid
+    edges = rounded.unflatten(-1, (-1, 2))
+    valid = ((edges >= 0) & (edges < nodes)).flatten(-2).all(-1)
+    return adjacency_from_edges(edges.clamp(0, nodes - 1).long(), nodes), valid
+
+
+def same_graph(predictions: torch.Tensor, edges: torch.Tensor, nodes: int, encoding: str,
+               adjacency_part: str = "full") -> torch.Tensor:
+    """`[...]` bool: the prediction decodes to exactly the graph whose edge list is `edges` `[..., E, 2]`."""
+    decoded, valid = decode_graphs(predictions, nodes, encoding, adjacency_part)
+    return valid & (decoded == adjacency_from_edges(edges, nodes)).flatten(-2).all(-1)
+
+
 def qubo_inputs(edges: torch.Tensor, nodes: int) -> torch.Tensor:
     """`[..., E, 2]` edge lists -> `[..., n*n]` flattened Max-Cut QUBO matrices (the net's input)."""
     return maxcut_qubo(adjacency_from_edges(edges, nodes)).flatten(-2)

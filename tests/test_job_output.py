@@ -1,0 +1,76 @@
+"""What a job tells its user: the header line (test density when it differs), the HPARAMS tab opening on the
+swept keys with the full config beside them, and a last line naming result.json and the tensorboard command."""
+
+import shlex
+
+import pytest
+from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+from tensorboard.plugins.hparams import plugin_data_pb2
+
+from conftest import compose
+from helpers import TINY
+from overparam.hparams import job_hparams, overridden_keys
+from overparam.job import run
+from overparam.results import read_result
+
+
+def test_overridden_keys_are_config_keys_in_command_line_order():
+    overrides = ["experiment=firner", "task.steps=2", "+trainer.x=1", "model.m_factor=5", "hydra.job.chdir=true"]
+    assert overridden_keys(overrides) == ["task.steps", "trainer.x", "model.m_factor"]
+
+
+def test_hparams_are_the_identity_swept_keys_first():
+    resolved = {"seed": 0, "trials": 2, "threads": 1, "name": "life", "force": False,
+                "task": {"steps": 2, "density": [0.2, 0.8]}, "model": {"m_factor": 3, "head": "sigmoid"},
+                "trainer": {"max_steps": 10, "progress": "none"}}
+    hparams = job_hparams(resolved, ["model.m_factor", "task.steps"])
+    assert list(hparams)[:2] == ["model.m_factor", "task.steps"]
+    assert hparams["task.density"] == "[0.2, 0.8]"
+    assert not {"threads", "name", "force", "trainer.progress"} & set(hparams)  # run-only keys are no identity
+
+
+def events(run_dir):
+    for path in sorted(run_dir.glob("events.*")):
+        yield from EventFileLoader(str(path)).Load()
+
+
+@pytest.fixture(scope="module")
+def job(tmp_path_factory):
+    job_dir = tmp_path_factory.mktemp("job")
+    config = compose(["trials=2", "task.density=0.3", "model.m_factor=3", *TINY])
+    capture = pytest.MonkeyPatch()
+    lines = []
+    capture.setattr("builtins.print", lambda *args, **kwargs: lines.append(" ".join(map(str, args))))
+    try:
+        result = run(config, job_dir, swept_keys=["task.density", "model.m_factor"])
+    finally:
+        capture.undo()
+    return job_dir, result, lines
+
+
+def test_the_header_says_the_test_density_when_it_differs(job):
+    _, _, lines = job
+    assert lines[0].startswith("life: steps=1 m_factor=3") and "tests on density 0.5 (trains on 0.3)" in lines[0]
+
+
+def test_the_last_line_names_the_result_and_the_tensorboard_command(job):
+    job_dir, result, lines = job
+    assert lines[-1] == (f"result: {job_dir / 'result.json'}   curves: tensorboard --logdir "
+                         f"{shlex.quote(str(job_dir / 'tensorboard'))}")
+    assert read_result(job_dir / "result.json")["successes"] == result["successes"]
+
+
+def test_hparams_open_on_the_swept_keys_and_the_config_is_in_the_run(job):
+    job_dir, _, _ = job
+    experiment, texts = None, []
+    for event in events(job_dir / "tensorboard"):
+        for value in event.summary.value:
+            if value.tag == "_hparams_/experiment":
+                experiment = plugin_data_pb2.HParamsPluginData.FromString(value.metadata.plugin_data.content).experiment
+            if value.metadata.plugin_data.plugin_name == "text":
+                texts.append(value.tensor.string_val[0].decode())
+    # TensorBoard sorts by (not differs, name) and shows the first five
+    shown = sorted(experiment.hparam_infos, key=lambda info: (not info.differs, info.name))
+    assert [info.name for info in shown[:2]] == ["model.m_factor", "task.density"]
+    assert {"task.steps", "model.activation", "seed", "trials"} <= {info.name for info in shown}
+    assert any("m_factor: 3" in text for text in texts)
