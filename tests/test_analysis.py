@@ -170,7 +170,8 @@ def test_a_tiny_job_with_every_analysis_records_every_field(tmp_path):
     for replica in range(2):
         module = export_replica(net, replica)
         def predict(boards, module=module):
-            return torch.sigmoid(module(boards[0].unsqueeze(1))[:, 0]).unsqueeze(0)
+            outputs = module(boards[0].unsqueeze(1))[:, 0].unsqueeze(0)
+            return torch.sigmoid(outputs) if net.output_kind == "logits" else outputs
 
         scored = task.evaluate(predict, 1, "cpu")
         assert scored[0]["board_accuracy"] == result["per_replica"][replica]["board_accuracy"]

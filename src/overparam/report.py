@@ -259,7 +259,7 @@ def write_tensorboard(points: list[GridPoint], directory: Path, figure) -> None:
     staging.rename(directory)
 
 
-def print_table(rows: list[dict], points: list[GridPoint], file=sys.stdout) -> None:
+def print_table(rows: list[dict], points: list[GridPoint], file=None) -> None:
     if not rows:
         print("no results found", file=file)
         return

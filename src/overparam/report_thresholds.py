@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import io
 import math
-import sys
 from pathlib import Path
 
 from .atomic import atomic_write_text
@@ -87,7 +86,7 @@ def write_tensorboard_thresholds(rows: list[dict], directory: Path) -> None:
         writer.add_text(TEXT_TAG, "\n".join(table), 0)
 
 
-def print_thresholds(rows: list[dict], file=sys.stdout) -> None:
+def print_thresholds(rows: list[dict], file=None) -> None:
     if not rows:
         return
     print("critical width (logistic fit in log m, 95% profile-likelihood CI):", file=file)

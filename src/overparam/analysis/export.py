@@ -2,7 +2,8 @@
 
 A `LifeConvNet` replica becomes an `nn.Sequential` of `nn.Conv2d` and activations taking `[B, 1, H, W]` boards
 to `[B, 1, H, W]` outputs: logits for the sigmoid head (apply `torch.sigmoid` for probabilities, as the net's
-own `forward` does), probabilities for the clamp head (the last activation followed by `nn.Hardtanh(0, 1)`).
+own `forward` does), probabilities for the clamp head (the last activation followed by `nn.Hardtanh(0, 1)`) and for
+the sigmoid_bceloss head (ending in `nn.Sigmoid`, as Firner's net does).
 Padding follows the net's boundary: `dead` is zero padding, `wrap` circular. Firner's Dropout2d sits where the net
 has it and is off in eval mode. A `ReplicaMLP` replica becomes `nn.Linear` layers and activations.
 
@@ -76,6 +77,8 @@ def export_replica(net: nn.Module, replica: int) -> nn.Sequential:
             modules.append(_activation(act, replica))
         if index == last and net.head == "clamp":
             modules.append(nn.Hardtanh(0.0, 1.0))
+        if index == last and net.head == "sigmoid_bceloss":  # Firner's net ends in nn.Sigmoid
+            modules.append(nn.Sigmoid())
     return nn.Sequential(*modules).eval()
 
 

@@ -102,7 +102,7 @@ def firner_solution(net: LifeConvNet, rule) -> None:
         first.weight[:, :, 1] = kernel
         first.bias[:, 0, 0], first.bias[:, 0, 1] = -2.0, -3.5
         second.weight[:, 0, 0], second.weight[:, 1, 0], second.bias[:, 0, 0] = -2.0, 10.0, 1.0
-        final_logit = block == net.blocks - 1 and net.head == "sigmoid"
+        final_logit = block == net.blocks - 1 and net.head in ("sigmoid", "sigmoid_bceloss")
         third.weight[:, 0, 0], third.bias[:, 0, 0] = (-20.0, 10.0) if final_logit else (-2.0, 1.0)
 
 
