@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from . import fused
 from .flatboards import FlatBoards
 from .life import CENTER, NEIGHBOR_INDICES, Rule
 from .patterns import pattern_matrix
@@ -185,6 +186,8 @@ class LifeConvNet(nn.Module):
             start = self.layers_per_block if self.blocks > 1 else len(self.layers)
             table = self._run_layers(pattern_matrix(dtype, alive.device).expand(alive.shape[0], -1, -1), 0, start)
             x = lookup(table, grid.codes(alive) if codes is None else codes)
+            if start < len(self.layers) and fused.fused_blocks_apply(self, x):  # the one hook (overparam.fused)
+                return fused.later_blocks(self, x, grid)[:, 0]
         return self._run_layers(x, start, len(self.layers), grid, dropout_generators)[:, 0]
 
     def pattern_outputs(self) -> torch.Tensor | None:
