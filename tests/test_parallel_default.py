@@ -47,7 +47,7 @@ def _summary_table(stdout: str) -> list[str]:
 
 
 def test_a_two_job_sweep_through_the_default_launcher_reports_what_the_basic_one_does(tmp_path):
-    grid = ["-m", "model.m_factor=1,3", "task.steps=2", "trials=2", *TINY]
+    grid = ["-m", "seed=0,1", "model.m_factor=3", "task.steps=2", "trials=2", *TINY]  # (m = 3: test_fused's kernel)
     parallel = run_py(*grid, f"hydra.sweep.dir={tmp_path / 'parallel'}")
     sequential = run_py(*grid, "hydra/launcher=basic", f"hydra.sweep.dir={tmp_path / 'sequential'}")
     assert "longest first" in parallel.stderr + parallel.stdout
@@ -56,8 +56,7 @@ def test_a_two_job_sweep_through_the_default_launcher_reports_what_the_basic_one
 
 
 def test_one_worker_starts_the_costliest_job_first(tmp_path):
-    run_py("-m", "model.m_factor=1,4", "task.steps=1,2", "trials=1", *TINY, "trainer.max_steps=5",
-           "hydra.launcher.n_jobs=1", f"hydra.sweep.dir={tmp_path}")
+    run_py("-m", *TINY, "trials=1,3", "trainer.max_steps=4,8", "hydra.launcher.n_jobs=1", f"hydra.sweep.dir={tmp_path}")
     results = [read_result(p) for p in tmp_path.glob("*/result.json")]
-    started = [(r["steps"], r["m_factor"]) for r in sorted(results, key=lambda r: r["started_at"])]
-    assert started == [(2, 4), (2, 1), (1, 1), (1, 4)]  # costs: later blocks by width; one-block ties stay in order
+    started = [(r["trials"], r["trained_steps"]) for r in sorted(results, key=lambda r: r["started_at"])]
+    assert started == [(3, 8), (3, 4), (1, 8), (1, 4)]  # the sweep's order would be (1, 4), (1, 8), (3, 4), (3, 8)
