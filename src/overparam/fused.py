@@ -3,13 +3,14 @@
 Blocks 2+ map one real-valued channel to one: per cell, a 3x3 conv to 2m units, act, 1x1 to m, act, 1x1 to 1,
 act (or the head). As separate batched matmuls and elementwise passes every layer's `[K, 2m, cells]` output
 goes through memory several times, and the matmuls' tiny inner dimensions (9, 2m, m) keep MKL far from its
-peak. Here each replica's cells are processed in tiles of `TILE` cells that stay in L1 cache: the 9 neighbour
-slices, both hidden layers and the output are made in one pass; backward recomputes the tile's hidden units
+peak. Here each replica's cells are processed in tiles of `fused_kernels.TILE` cells whose hidden units stay in
+cache: the 9 neighbour slices, both hidden layers and the output are made in one pass; backward recomputes the tile's hidden units
 from the input (cheaper than storing and reloading them) and accumulates every gradient in the same pass.
 The arithmetic is the plain path's, in float32, summed in a different order.
 
 Which path runs is decided in one place, `fused_blocks_apply`: CPU, float32, the firner layout, relu or
-leaky_relu, no Dropout2d in the blocks, numba importable, and `OVERPARAM_FUSED` not set to 0.
+leaky_relu, no Dropout2d in the blocks, numba importable, and `OVERPARAM_FUSED` not set to 0. CPU only: the
+kernel works on numpy views of the tensors; a GPU runs the plain path.
 """
 
 from __future__ import annotations
