@@ -158,13 +158,8 @@ def test_cpu_jobs_side_by_side_split_the_cores_without_oversubscribing(monkeypat
 
 
 def test_n_jobs_defaults_to_gpus_or_cores_in_the_composed_launcher_config():
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-
     devices.register_resolvers()
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        config = hydra_compose(config_name="config", overrides=["hydra/launcher=local_gpus", "threads=1"],
-                               return_hydra_config=True)
+    config = compose(["hydra/launcher=local_gpus", "threads=1"], return_hydra_config=True)
     expected = torch.cuda.device_count() if torch.cuda.is_available() else devices.available_cores()
     assert OmegaConf.select(config, "hydra.launcher.n_jobs") == expected
     assert config.hydra.launcher._target_.endswith("JoblibLauncher")

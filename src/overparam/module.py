@@ -32,10 +32,13 @@ class ReplicaModule(pl.LightningModule):
         self.register_buffer("last_losses", torch.zeros(len(self.replica_seeds)))
         self.data_generators: list[torch.Generator] = []
         self.dropout_generators: list[torch.Generator] = []
+        self.host_check_every_step = True
 
     # ----- data streams live on the training device and travel in checkpoints ------------------------
 
     def setup(self, stage: str) -> None:
+        # A host check (reading a device value in Python) is free on CPU; on a GPU it waits for the queued work.
+        self.host_check_every_step = self.device.type == "cpu"
         if not self.data_generators:
             self.data_generators = [replica_generator(s, "data", self.device) for s in self.replica_seeds]
             self.dropout_generators = [replica_generator(s, "dropout", self.device) for s in self.replica_seeds]
@@ -80,7 +83,7 @@ class ReplicaModule(pl.LightningModule):
     def on_before_optimizer_step(self, optimizer) -> None:
         # On CPU this check is free; on a GPU it costs one sync per step, so it is only done every log_every steps
         # there (a diverged replica's weights are garbage anyway; it stays a failure either way).
-        if self.device.type != "cpu" and self.global_step % self.log_every != 0:
+        if not self.host_check_every_step and self.global_step % self.log_every != 0:
             return
         if bool(self.alive.all()):
             return

@@ -8,6 +8,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
+from .. import fused
 from ..config import Check, boolean, choice, fail, number
 from ..tasks.life.flatboards import FlatBoards
 from ..tasks.life.patterns import pattern_matrix
@@ -117,6 +118,17 @@ class LifeConvNet(ReplicaNet):
             fail("model.activation", "leaky_relu",
                  "model.presolve with layout=springer_kenyon needs relu, prelu, elu, gelu or silu")
 
+    @staticmethod
+    def relative_step_work(model: dict, task: dict) -> float:
+        """Rough work of one replica-step, only to start a sweep's longest jobs first (`overparam.schedule`): the
+        first block is a lookup into 512 precomputed patterns plus making the batch (about 6 units); each later
+        block moves its 3m + 1 channels and 9 neighbor slices through memory and does its matmul flops."""
+        m = int(model.get("m_factor", 1))
+        blocks = blocks_for(int(task.get("steps", 1)), float(model.get("d_factor", 1.0)))
+        cells = int(task.get("batch_size", 128)) * int(task.get("train_size", 10)) ** 2
+        later_block = 10 + 3 * m + 0.04 * (2 * m * m + 19 * m)
+        return cells / 12800 * (6 + max(0, blocks - 1) * later_block)
+
     @property
     def output_kind(self) -> str:
         return "logits" if self.head == "sigmoid" else "probabilities"
@@ -155,6 +167,8 @@ class LifeConvNet(ReplicaNet):
             start = self.layers_per_block if self.blocks > 1 else len(self.layers)
             table = self._run_layers(pattern_matrix(dtype, alive.device).expand(alive.shape[0], -1, -1), 0, start)
             x = lookup(table, grid.codes(alive) if codes is None else codes)
+            if start < len(self.layers) and fused.fused_blocks_apply(self, x):  # the one hook (overparam.fused)
+                return fused.later_blocks(self, x, grid)[:, 0]
         return self._run_layers(x, start, len(self.layers), grid, dropout_generators)[:, 0]
 
     def pattern_outputs(self) -> torch.Tensor | None:

@@ -41,6 +41,13 @@ class ReplicaMLP(ReplicaNet):
         self.layers = torch.nn.ModuleList(ReplicaLinear(replicas, a, b) for a, b in zip(sizes[:-1], sizes[1:]))
         self.acts = torch.nn.ModuleList(ReplicaActivation(activation, replicas) for _ in self.hidden)
 
+    @staticmethod
+    def relative_step_work(model: dict, task: dict) -> float:
+        """Rough work of one replica-step, only to order a sweep's jobs (`overparam.schedule`): the batch times the
+        hidden layers' weights (the input and output sizes are the task's, the same across a width sweep)."""
+        widths = [int(model.get("m_factor", 1)) * int(width) for width in model.get("hidden", [])]
+        return int(task.get("batch_size", 1)) * (sum(a * b for a, b in zip(widths, widths[1:])) + sum(widths) + 1)
+
     def grid_point(self) -> dict:
         return {"hidden": self.hidden}
 

@@ -58,6 +58,14 @@ def _binary_cross_entropy(outputs, targets, output_kind: str, weight=None) -> to
     return F.binary_cross_entropy(outputs, targets, weight=weight, reduction="none")
 
 
+def _count(values: torch.Tensor, size: int) -> torch.Tensor:
+    """How often each of 0..size-1 occurs in `values`. `bincount` reads the largest value on the host to size its
+    output (a sync on a GPU); adding ones into `size` bins does not, and on CPU `bincount` is as fast."""
+    if values.device.type == "cpu":
+        return torch.bincount(values, minlength=size)
+    return torch.zeros(size, device=values.device).index_add_(0, values, torch.ones_like(values, dtype=torch.float))
+
+
 def _embed_cells(grid: FlatBoards, boards: torch.Tensor) -> torch.Tensor:
     """0/1 boards (uint8 as `train_cells` makes them, or any other dtype) in the flat layout, as uint8."""
     return grid.embed(boards if boards.dtype == torch.uint8 else (boards != 0).to(torch.uint8))
@@ -256,7 +264,7 @@ class LifeTask(Task):
         bins.mul_(interior).add_((1 - interior) * (2 * PATTERN_COUNT))  # (arithmetic: cheaper than masked_fill_)
         bins += torch.arange(0, replicas * bins_per_replica, bins_per_replica, device=bins.device,
                              dtype=bins.dtype).unsqueeze(1)
-        counts = torch.bincount(bins.reshape(-1), minlength=replicas * bins_per_replica)
+        counts = _count(bins.reshape(-1), replicas * bins_per_replica)
         counts = counts.view(replicas, bins_per_replica)[:, : 2 * PATTERN_COUNT]
         return counts.reshape(replicas, PATTERN_COUNT, 2).float()
 

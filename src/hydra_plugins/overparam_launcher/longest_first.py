@@ -1,0 +1,63 @@
+"""Hydra's joblib launcher, with a sweep's jobs dispatched longest first (`overparam.schedule`).
+
+joblib hands jobs to its workers in the order given; this launcher gives them in order of estimated cost and
+returns the results in the sweep's order. Each job keeps its own index (hydra.job.num) and config, so a job
+computes exactly what it computes under the basic launcher. Written against hydra-joblib-launcher 1.2.0
+(its `_core.execute_job` runs one job in a worker).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+from hydra.core.singleton import Singleton
+from hydra.core.utils import JobReturn, configure_log, filter_overrides, setup_globals
+from joblib import Parallel, delayed
+
+from hydra_plugins.hydra_joblib_launcher import _core
+from hydra_plugins.hydra_joblib_launcher.joblib_launcher import JoblibLauncher
+
+log = logging.getLogger(__name__)
+
+
+class LongestFirstJoblibLauncher(JoblibLauncher):
+    def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+        setup_globals()
+        assert self.config is not None and self.task_function is not None and self.hydra_context is not None
+        configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+        Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
+
+        joblib_config = self.joblib
+        joblib_config["backend"] = "loky"  # as the joblib plugin does: threads do not mix with Hydra's globals
+        _core.process_joblib_cfg(joblib_config)
+        order = self._longest_first(job_overrides)
+        log.info(f"Joblib.Parallel({joblib_config}) is launching {len(job_overrides)} jobs, longest first:")
+        for index in order:
+            log.info(f"\t#{initial_job_idx + index} : {' '.join(filter_overrides(job_overrides[index]))}")
+
+        singleton_state = Singleton.get_state()
+        runs = Parallel(**joblib_config)(
+            delayed(_core.execute_job)(
+                initial_job_idx + index, job_overrides[index], self.hydra_context, self.config,
+                self.task_function, singleton_state,
+            )
+            for index in order
+        )
+        by_index = dict(zip(order, runs))
+        return [by_index[index] for index in range(len(job_overrides))]
+
+    def _longest_first(self, job_overrides: Sequence[Sequence[str]]) -> list[int]:
+        """Job indices by decreasing `overparam.schedule.estimated_cost`; the sweep's order if a config fails."""
+        from overparam.schedule import estimated_cost, longest_first
+
+        try:
+            costs = [
+                estimated_cost(self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides)))
+                for overrides in job_overrides
+            ]
+        except Exception as error:  # noqa: BLE001 - the order is an optimisation; the jobs report their own errors
+            log.warning(f"jobs launched in the sweep's order (no cost estimate: {type(error).__name__}: {error})")
+            return list(range(len(job_overrides)))
+        return longest_first(costs)
