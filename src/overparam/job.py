@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from . import devices
 from .checkpoints import checkpoint_to_resume, forget_checkpoints
+from .convergence import settled_at_step
 from .metrics import summarize
 from .results import RESULT_FILE, identity, is_done, read_result, write_result
 from .training import build_module, build_trainer
@@ -69,11 +70,13 @@ def _train(config: DictConfig, resolved: dict, job_dir: Path, device) -> dict:
         shutil.rmtree(job_dir / "tensorboard", ignore_errors=True)
     trainer = build_trainer(config.trainer, device, job_dir, checkpoint_dir)
     trainer.fit(module, train_dataloaders=range(config.trainer.max_steps), ckpt_path=resume_from)
-    if trainer.global_step != config.trainer.max_steps:
+    settled_at = settled_at_step(trainer)  # the convergence stop (trainer.stop_when_loss_change_below) is a finish
+    if trainer.global_step != config.trainer.max_steps and settled_at is None:
         # Lightning can return early (a callback asking to stop, an interrupted loop): never record that as done.
         raise RuntimeError(f"training stopped at step {trainer.global_step} of {config.trainer.max_steps}")
 
-    per_replica = module.evaluate()
+    with trainer.strategy.precision_plugin.forward_context():  # evaluate in training's dtype (64-true: float64)
+        per_replica = module.evaluate()
     summary = summarize(per_replica)
     extras = task.result_extras()
     result = {
@@ -90,6 +93,7 @@ def _train(config: DictConfig, resolved: dict, job_dir: Path, device) -> dict:
         "charts": task.CHARTS,
         "per_replica": per_replica,
         "trained_steps": trainer.global_step,
+        **({"stopped_at_step": settled_at} if config.trainer.get("stop_when_loss_change_below") else {}),
         "resumed_from_step": _checkpoint_step(resume_from),
         "wall_seconds": time.perf_counter() - started,
         "started_at": started_at,
