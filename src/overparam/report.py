@@ -23,7 +23,9 @@ from pathlib import Path
 
 from .atomic import atomic_write_text
 from .config import flatten as flatten_config
-from .metrics import summarize
+from .crossing import print_crossings, write_crossings
+from .figures import write_chart_figure
+from .metrics import interval_columns, summarize
 from .results import RESULT_FILE, identity, read_result
 
 WIDTH_KEY = "model.m_factor"
@@ -66,6 +68,7 @@ class GridPoint:
             WIDTH_KEY: self.width,
             "params_per_replica": self.params_per_replica,
             **summarize(self.rows),
+            **interval_columns(self.rows, [column for columns in self.charts.values() for column in columns]),
             **self.extras,
             "jobs": self.jobs,
             "failed_jobs": self.failed_jobs,
@@ -204,8 +207,15 @@ def _chart_layout(points: list[GridPoint]) -> dict:
     layout = dict(SUCCESS_CHARTS)
     for point in points:
         for title, columns in point.charts.items():
-            layout.setdefault(title, ["Multiline", list(columns)])
+            layout.setdefault(title, [_chart_kind(columns), list(columns)])
     return layout
+
+
+def _chart_kind(columns) -> str:
+    """A chart of [m_mean, m_ci_low, m_ci_high] is drawn with its band (Margin); any other as lines."""
+    is_band = len(columns) == 3 and columns[0].endswith("_mean") and columns[1:] == [
+        columns[0][: -len("_mean")] + suffix for suffix in ("_ci_low", "_ci_high")]
+    return "Margin" if is_band else "Multiline"
 
 
 def write_tensorboard(points: list[GridPoint], directory: Path, figure) -> None:
@@ -276,9 +286,12 @@ def write_report(*sweep_dirs, out: str | Path | None = None, quiet: bool = False
     figure.savefig(staging_png, dpi=120, format="png")
     staging_png.replace(out_dir / FIGURE_FILE)
     write_tensorboard(points, out_dir / TENSORBOARD_DIR, figure)
+    write_chart_figure(points, out_dir)  # the tasks' own charts vs width, when they declare any
+    crossings = write_crossings(points, out_dir)  # where the success rate passes 0.5 and reaches 1
     if not quiet:
         print(f"\nsweep {out_dir}: {len(results)} jobs, {len(rows)} grid points -> {out_dir / SUMMARY_FILE}")
         print_table(rows, points)
+        print_crossings(crossings)
         for point in points:
             for failure in point.failures:
                 print(f"FAILED {failure}")
