@@ -18,7 +18,7 @@ NON_IDENTITY_KEYS = ("force", "threads", "name", "trainer.accelerator", "trainer
 # Keys added after results already existed, with the value that computes what those results computed: at that value
 # they are left out of the identity, so earlier results and checkpoints stay valid.
 NEUTRAL_DEFAULTS = {"trainer.precision": "32-true", "trainer.stop_when_loss_change_below": 0.0,
-                    "trainer.stop_window_steps": 1000}
+                    "trainer.stop_window_steps": 1000, "model.init": "uniform"}
 
 
 def _finite(value: Any) -> Any:
