@@ -47,6 +47,7 @@ def test_the_cache_is_read_back_without_generating_again(cache, monkeypatch):
 def test_the_default_split_is_4000_train_and_1000_test(cache):
     task = MNIST1DTask(cache_dir=cache)
     assert task.result_extras()["train_size"] == 4000 and task.result_extras()["test_size"] == 1000
+    assert task_module.train_size(5000, 0.8) == 4000 and task_module.train_size(505, 0.8) == 400
 
 
 def test_label_noise_redraws_the_given_fraction_uniformly():
@@ -95,6 +96,7 @@ def test_batches_walk_each_replicas_own_epoch_and_the_loss_is_cross_entropy(cach
     [
         ("task.label_noise=1.5", "task.label_noise=1.5: must be a number >= 0.0 and <= 1.0"),
         ("task.train_split=1", "task.train_split=1: must be a number > 0.0 and < 1.0"),
+        ("task.batch_size=4001", "task.batch_size=4001: must be at most the 4000 training examples"),
     ],
 )
 def test_bad_values_are_one_line_errors(override, message):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import io
 import sys
+from itertools import pairwise
 from pathlib import Path
 
 from .atomic import atomic_write_text
@@ -46,7 +47,7 @@ def crossings(points) -> list[dict]:
             "width_above": high[0] if high else None, "params_above": high[1] if high else None,
             "rate_above": high[2] if high else None,
             # Non-monotone rates can put the last rate <= 0.5 above the first >= 0.5: then the bracket is not one.
-            "monotone": all(a[2] <= b[2] for a, b in zip(grid, grid[1:])),
+            "monotone": all(a[2] <= b[2] for a, b in pairwise(grid)),
             "all_succeed_width": everyone[0][0] if everyone else None,
             "all_succeed_params": everyone[0][1] if everyone else None,
         })

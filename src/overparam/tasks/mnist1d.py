@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from ..atomic import atomic_write_bytes
-from ..config import Check, integer, number, optional, text
+from ..config import Check, fail, integer, is_int, number, optional, text
 from .base import Task
 from .sampling import EpochSampler
 
@@ -89,6 +89,11 @@ def mnist1d_dataset(samples: int, train_split: float, seed: int, cache_dir: str 
     return data
 
 
+def train_size(samples: int, train_split: float) -> int:
+    """mnist1d makes samples // 10 signals per class and trains on the first int(n * train_split)."""
+    return int((samples // CLASSES) * CLASSES * train_split)
+
+
 def noisy_labels(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
     """Each label replaced with probability `fraction` by a uniform draw from the 10 classes (Kobak's notebook)."""
     rng = np.random.default_rng(seed)
@@ -130,10 +135,18 @@ class MNIST1DTask(Task):
     name: str = "mnist1d"
     _on_device: dict = field(default_factory=dict, repr=False, init=False)
 
+    @classmethod
+    def check(cls, task: dict, model: dict) -> None:
+        train = train_size(task["samples"], task["train_split"])
+        if is_int(task["batch_size"]) and not 1 <= task["batch_size"] <= train:
+            fail("task.batch_size", task["batch_size"], f"must be at most the {train} training examples "
+                 f"(task.samples={task['samples']}, task.train_split={task['train_split']})")
+
     def __post_init__(self):
         data = mnist1d_dataset(self.samples, self.train_split, self.data_seed, self.cache_dir)
         if not 1 <= self.batch_size <= len(data["y"]):
-            raise ValueError(f"task.batch_size={self.batch_size} must be at most the {len(data['y'])} training examples")
+            raise ValueError(f"task.batch_size={self.batch_size} must be at most the {len(data['y'])} training "
+                             "examples")
         self.arrays = {
             "x": torch.from_numpy(data["x"]), "y": torch.from_numpy(noisy_labels(data["y"], self.label_noise,
                                                                                    self.noise_seed)),
