@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from . import devices
 from .analysis import run_analyses
 from .checkpoints import checkpoint_to_resume, forget_checkpoints
+from .convergence import settled_at_step
 from .hparams import config_text, job_hparams, log_hparams
 from .metrics import summarize
 from .results import RESULT_FILE, identity, is_done, read_result, write_result
@@ -75,11 +76,13 @@ def _train(config: DictConfig, resolved: dict, job_dir: Path, device, swept_keys
         shutil.rmtree(job_dir / "tensorboard", ignore_errors=True)
     trainer = build_trainer(config.trainer, device, job_dir, checkpoint_dir)
     trainer.fit(module, train_dataloaders=range(config.trainer.max_steps), ckpt_path=resume_from)
-    if trainer.global_step != config.trainer.max_steps:
+    settled_at = settled_at_step(trainer)  # the convergence stop (trainer.stop_when_loss_change_below) is a finish
+    if trainer.global_step != config.trainer.max_steps and settled_at is None:
         # Lightning can return early (a callback asking to stop, an interrupted loop): never record that as done.
         raise RuntimeError(f"training stopped at step {trainer.global_step} of {config.trainer.max_steps}")
 
-    per_replica = module.evaluate()
+    with trainer.strategy.precision_plugin.forward_context():  # evaluate in training's dtype (64-true: float64)
+        per_replica = module.evaluate()
     analysis_rows, analysis_summary = run_analyses(config, task, net, module.replica_seeds, per_replica, job_dir)
     for row, extra in zip(per_replica, analysis_rows):
         row.update(extra)
@@ -100,6 +103,7 @@ def _train(config: DictConfig, resolved: dict, job_dir: Path, device, swept_keys
         **analysis_summary,
         "per_replica": per_replica,
         "trained_steps": trainer.global_step,
+        **({"stopped_at_step": settled_at} if config.trainer.get("stop_when_loss_change_below") else {}),
         "resumed_from_step": _checkpoint_step(resume_from),
         "wall_seconds": time.perf_counter() - started,
         "started_at": started_at,

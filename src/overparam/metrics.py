@@ -65,3 +65,30 @@ def summarize(per_replica: list[dict]) -> dict:
 
 def _is_finite_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def mean_interval(values: list[float], confidence: float = 0.95) -> tuple[float, float]:
+    """Student's t interval for the mean of `values` (replicas as independent draws); NaNs with fewer than two."""
+    from scipy import stats
+
+    values = [v for v in values if _is_finite_number(v)]
+    if len(values) < 2:
+        return math.nan, math.nan
+    mean = sum(values) / len(values)
+    if all(v == values[0] for v in values):
+        return mean, mean
+    return tuple(float(bound) for bound in stats.t.interval(confidence, len(values) - 1, loc=mean,
+                                                           scale=stats.sem(values)))
+
+
+def interval_columns(per_replica: list[dict], columns) -> dict:
+    """`<m>_ci_low` and `<m>_ci_high` (95% t interval of metric m's mean over replicas) for each such name among
+    `columns`: the report adds them only where a task's chart asks for them."""
+    summary = {}
+    for column in columns:
+        for suffix in ("_ci_low", "_ci_high"):
+            if column.endswith(suffix) and column != f"success{suffix}":
+                metric = column[: -len(suffix)]
+                low, high = mean_interval([row.get(metric) for row in per_replica])
+                summary[f"{metric}_ci_low"], summary[f"{metric}_ci_high"] = low, high
+    return summary

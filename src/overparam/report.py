@@ -17,14 +17,16 @@ import json
 import math
 import shutil
 import sys
-from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .analysis import pooling as analysis_pooling
 from .atomic import atomic_write_text
 from .config import flatten as flatten_config
-from .metrics import summarize
+from .crossing import print_crossings, write_crossings
+from .curves import _format, chart_kind, curve_name, curves
+from .figures import write_chart_figure
+from .metrics import interval_columns, summarize
 from .report_thresholds import print_thresholds, report_thresholds, write_tensorboard_thresholds
 from .results import RESULT_FILE, WIDTH_KEY, read_result, result_identity
 
@@ -67,6 +69,7 @@ class GridPoint:
             WIDTH_KEY: self.width,
             "params_per_replica": self.params_per_replica,
             **summarize(self.rows),
+            **interval_columns(self.rows, [column for columns in self.charts.values() for column in columns]),
             **{key: value for key, value in self.extras.items() if key not in analysis_pooling.JOB_COUNTS},
             **analysis_pooling.pooled_columns(self.rows, self.extras),
             "jobs": self.jobs,
@@ -99,16 +102,6 @@ def swept_keys(results: list[tuple[Path, dict]]) -> list[str]:
     for flat in flats:
         keys.extend(k for k in flat if k not in keys)
     return [k for k in keys if len({repr(flat.get(k)) for flat in flats}) > 1]
-
-
-def curve_name(curve: tuple) -> str:
-    return ",".join(f"{key.split('.')[-1]}={_format(value)}" for key, value in curve) or "all"
-
-
-def _format(value) -> str:
-    if isinstance(value, tuple):
-        return "[" + ",".join(_format(v) for v in value) + "]"
-    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def pool(results: list[tuple[Path, dict]]) -> list[GridPoint]:
@@ -157,14 +150,6 @@ def _csv_value(value):
     if isinstance(value, float):
         return "" if math.isnan(value) else repr(value)
     return value
-
-
-def curves(points: list[GridPoint]) -> dict[tuple, list[GridPoint]]:
-    grouped: dict[tuple, list[GridPoint]] = defaultdict(list)
-    for point in points:
-        if point.rows:
-            grouped[point.curve].append(point)
-    return grouped
 
 
 def _curve_style(index: int) -> dict:
@@ -222,7 +207,7 @@ def _chart_layout(points: list[GridPoint]) -> dict:
         layout[title] = ["Multiline", list(columns)]
     for point in points:
         for title, columns in point.charts.items():
-            layout.setdefault(title, ["Multiline", list(columns)])
+            layout.setdefault(title, [chart_kind(columns), list(columns)])
     return layout
 
 
@@ -297,10 +282,13 @@ def write_report(*sweep_dirs, out: str | Path | None = None, quiet: bool = False
     write_tensorboard(points, out_dir / TENSORBOARD_DIR, figure)
     write_tensorboard_thresholds(thresholds, out_dir / TENSORBOARD_DIR)
     analysis_pooling.write_why_figure(rows, out_dir)
+    write_chart_figure(points, out_dir)  # the tasks' own charts vs width, when they declare any
+    crossings = write_crossings(points, out_dir)  # where the success rate passes 0.5 and reaches 1
     if not quiet:
         print(f"\nsweep {out_dir}: {len(results)} jobs, {len(rows)} grid points -> {out_dir / SUMMARY_FILE}")
         print_table(rows, points)
         print_thresholds(thresholds)
+        print_crossings(crossings)
         for point in points:
             for failure in point.failures:
                 print(f"FAILED {failure}")

@@ -17,6 +17,10 @@ SCHEMA_VERSION = 1
 # `name` only picks the sweep folder, so sweeps merged from differently named folders still share curves.
 NON_IDENTITY_KEYS = ("force", "threads", "name", "trainer.accelerator", "trainer.progress", "trainer.log_every_n_steps",
                      "trainer.checkpoint_every_n_steps", "trainer.keep_checkpoints")
+# Keys added after results already existed, with the value that computes what those results computed: at that value
+# they are left out of the identity, so earlier results and checkpoints stay valid.
+NEUTRAL_DEFAULTS = {"trainer.precision": "32-true", "trainer.stop_when_loss_change_below": 0.0,
+                    "trainer.stop_window_steps": 1000, "model.init": "uniform"}
 
 
 def _finite(value: Any) -> Any:
@@ -51,13 +55,20 @@ def identity(config: dict) -> dict:
     """The part of a resolved config that decides what a job computes."""
     config = json.loads(json.dumps(config))
     for dotted in NON_IDENTITY_KEYS:
-        *parents, leaf = dotted.split(".")
-        node = config
-        for parent in parents:
-            node = node.get(parent, {}) if isinstance(node, dict) else {}
-        if isinstance(node, dict):
-            node.pop(leaf, None)
+        _parent(config, dotted).pop(dotted.rsplit(".", 1)[-1], None)
+    for dotted, neutral in NEUTRAL_DEFAULTS.items():
+        parent, leaf = _parent(config, dotted), dotted.rsplit(".", 1)[-1]
+        if leaf in parent and parent[leaf] == neutral:
+            del parent[leaf]
     return config
+
+
+def _parent(config: dict, dotted: str) -> dict:
+    """The dict holding a dotted key's leaf (an empty one when a parent is missing)."""
+    node = config
+    for parent in dotted.split(".")[:-1]:
+        node = node.get(parent, {}) if isinstance(node, dict) else {}
+    return node if isinstance(node, dict) else {}
 
 
 def stream_device(result: dict) -> str:

@@ -10,9 +10,12 @@ import torch
 
 from .build import build_net, build_optimizer, build_task
 from .checkpoints import AtomicCheckpointIO
+from .convergence import stop_callbacks
 from .module import ReplicaModule
 from .progress import ProgressLog
 from .seeds import replica_seeds
+
+DEFAULT_PRECISION = "32-true"
 
 
 def build_module(config) -> ReplicaModule:
@@ -30,7 +33,8 @@ def build_trainer(trainer_config, device: torch.device, log_dir: str | Path,
     logger = pl.loggers.TensorBoardLogger(save_dir=str(log_dir), name="tensorboard", version="",
                                           default_hp_metric=False)
     every = trainer_config.checkpoint_every_n_steps if checkpoint_dir is not None else 0
-    all_callbacks: list[pl.Callback] = [ProgressLog(trainer_config.max_steps, trainer_config.progress), *callbacks]
+    all_callbacks: list[pl.Callback] = [ProgressLog(trainer_config.max_steps, trainer_config.progress),
+                                        *stop_callbacks(trainer_config), *callbacks]
     if every:
         all_callbacks.append(
             pl.callbacks.ModelCheckpoint(dirpath=checkpoint_dir, every_n_train_steps=every, save_last=True,
@@ -38,6 +42,7 @@ def build_trainer(trainer_config, device: torch.device, log_dir: str | Path,
         )
     return pl.Trainer(
         max_steps=trainer_config.max_steps,
+        precision=trainer_config.get("precision", DEFAULT_PRECISION),  # 64-true: float64 parameters and step data
         accelerator=device.type,
         devices=[device.index or 0] if device.type == "cuda" else 1,
         logger=logger,

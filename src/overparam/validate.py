@@ -56,6 +56,9 @@ TRAINER_CHECKS: dict[str, Check] = {
     "log_every_n_steps": integer(1),
     "checkpoint_every_n_steps": integer(0),
     "keep_checkpoints": boolean,
+    "precision": choice("32-true", "64-true"),
+    "stop_when_loss_change_below": number(0.0),
+    "stop_window_steps": integer(1),
 }
 # Settings torch's optimizers share, wherever an optimizer takes them.
 OPTIMIZER_CHECKS: dict[str, Check] = {

@@ -7,7 +7,8 @@ from typing import ClassVar
 
 import torch
 
-from ..config import Check, fail, is_int
+from ..config import Check, choice, fail, is_int
+from ..seeds import replica_generator
 from .replica import ReplicaActivation, ReplicaLinear, ReplicaNet
 
 
@@ -20,27 +21,39 @@ class ReplicaMLP(ReplicaNet):
     """inputs -> hidden[0] -> act -> ... -> hidden[-1] -> act -> outputs, no activation on the output.
 
     Hidden layer i has `m_factor * hidden[i]` units; `hidden=[]` is the linear net (qubo-nn's 4096 -> 4096) and a
-    hidden width of 0 removes that layer. Weights and biases start from PyTorch's default Linear init,
-    U(+-1/sqrt(fan_in)), each replica from its own "init" stream.
+    hidden width of 0 removes that layer. `init="uniform"`: weights and biases from PyTorch's default Linear init,
+    U(+-1/sqrt(fan_in)); `init="orthogonal"`: orthogonal weights (`torch.nn.init.orthogonal_`, gain 1) and zero
+    biases, which keep a deep ReLU net's signal from vanishing at the start (Geiger et al.'s jamming nets). Each
+    replica draws from its own "init" stream.
     """
 
     config_name: ClassVar[str] = "mlp"
     RUNTIME_ARGUMENTS: ClassVar[tuple[str, ...]] = ("replicas", "inputs", "outputs")
-    CHECKS: ClassVar[dict[str, Check]] = {**ReplicaNet.CHECKS, "hidden": _hidden_widths}
+    CHECKS: ClassVar[dict[str, Check]] = {**ReplicaNet.CHECKS, "hidden": _hidden_widths,
+                                          "init": choice("uniform", "orthogonal")}
     output_kind = "values"
 
     def __init__(self, replicas: int, inputs: int, outputs: int, hidden: Sequence[int] = (), activation: str = "relu",
-                 m_factor: int = 1):
+                 m_factor: int = 1, init: str = "uniform"):
         super().__init__()
         widths = [m_factor * width for width in hidden]
         if any(width < 0 or int(width) != width for width in widths):
             raise ValueError(f"model.hidden scaled by model.m_factor gives {widths}: widths must be integers >= 0")
-        self.replicas, self.m_factor, self.activation = replicas, m_factor, activation
+        self.replicas, self.m_factor, self.activation, self.init = replicas, m_factor, activation, init
         self.hidden = [int(width) for width in widths if width > 0]
         sizes = [inputs, *self.hidden, outputs]
         self.layers = torch.nn.ModuleList(ReplicaLinear(replicas, a, b) for a, b in zip(sizes[:-1], sizes[1:]))
         self.acts = torch.nn.ModuleList(ReplicaActivation(activation, replicas) for _ in self.hidden)
 
+    def reset_parameters(self, replica_seeds: Sequence[int]) -> None:
+        if self.init == "uniform":
+            return super().reset_parameters(replica_seeds)
+        generators = [replica_generator(seed, "init") for seed in replica_seeds]
+        with torch.no_grad():
+            for layer in self.layers:
+                layer.bias.zero_()
+                for k, generator in enumerate(generators):
+                    torch.nn.init.orthogonal_(layer.weight[k], generator=generator)
     @staticmethod
     def relative_step_work(model: dict, task: dict) -> float:
         """Rough work of one replica-step, only to order a sweep's jobs (`overparam.schedule`): the batch times the
