@@ -37,7 +37,8 @@ def test_the_stream_device_type_follows_the_accelerator(monkeypatch):
 @pytest.fixture(scope="module")
 def finished_job(tmp_path_factory):
     job_dir = tmp_path_factory.mktemp("job")
-    config = compose(["trials=2", "trainer.keep_checkpoints=true", "trainer.checkpoint_every_n_steps=20", *TINY])
+    config = compose(["trials=2", "trainer.keep_checkpoints=true", "trainer.checkpoint_every_n_steps=20",
+                      "trainer.max_steps=40", *TINY])
     result = run(config, job_dir)
     return config, job_dir, result
 

@@ -37,7 +37,7 @@ def events(run_dir):
 @pytest.fixture(scope="module")
 def job(tmp_path_factory):
     job_dir = tmp_path_factory.mktemp("job")
-    config = compose(["trials=2", "task.density=0.3", "model.m_factor=3", *TINY])
+    config = compose(["trials=2", "task.density=0.3", "model.m_factor=3", "trainer.max_steps=40", *TINY])
     capture = pytest.MonkeyPatch()
     lines = []
     capture.setattr("builtins.print", lambda *args, **kwargs: lines.append(" ".join(map(str, args))))

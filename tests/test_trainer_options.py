@@ -31,7 +31,7 @@ def test_new_trainer_keys_at_their_neutral_values_keep_earlier_results_valid():
 def test_64_true_trains_in_float64(tmp_path):
     from overparam.training import build_module, build_trainer
 
-    config = compose(["trials=2", "trainer.precision=64-true", *TINY])
+    config = compose(["trials=2", "trainer.precision=64-true", "trainer.max_steps=40", *TINY])
     module = build_module(config)
     trainer = build_trainer(config.trainer, torch.device("cpu"), tmp_path)
     trainer.fit(module, train_dataloaders=range(3))
@@ -43,12 +43,13 @@ def test_64_true_trains_in_float64(tmp_path):
 def test_64_true_job_writes_a_result(tmp_path):
     from overparam.job import run
 
-    result = run(compose(["trials=2", "trainer.precision=64-true", *TINY]), tmp_path)
+    result = run(compose(["trials=2", "trainer.precision=64-true", "trainer.max_steps=40", *TINY]), tmp_path)
     assert result["status"] == "ok" and result["config"]["trainer"]["precision"] == "64-true"
 
 
 # A loss never moves by more than 10x its value in 5 steps here, so the stop fires at the second check (step 10).
-SETTLE = ["trials=2", "trainer.stop_when_loss_change_below=10.0", "trainer.stop_window_steps=5", *TINY]
+SETTLE = ["trials=2", "trainer.stop_when_loss_change_below=10.0", "trainer.stop_window_steps=5",
+          "trainer.max_steps=40", *TINY]
 
 
 def test_a_settled_job_is_a_finished_result_with_its_stopping_step(tmp_path):
@@ -62,7 +63,7 @@ def test_a_settled_job_is_a_finished_result_with_its_stopping_step(tmp_path):
 def test_a_job_without_the_stop_runs_to_max_steps_and_records_no_stop(tmp_path):
     from overparam.job import run
 
-    result = run(compose(["trials=2", *TINY]), tmp_path)
+    result = run(compose(["trials=2", "trainer.max_steps=40", *TINY]), tmp_path)
     assert result["trained_steps"] == 40 and "stopped_at_step" not in result
 
 
