@@ -208,16 +208,17 @@ def describe(row: dict) -> str:
 
 
 def _number(value: float) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "?"
-    if math.isinf(value):
-        return "-inf" if value < 0 else "inf"
-    return f"{value:.3g}"
+    return _shown(value, "{:.3g}")
 
 
 def _count(value: float) -> str:
+    return _shown(value, "{:,.0f}")
+
+
+def _shown(value: float, pattern: str) -> str:
+    """`value` in `pattern`, with `?` for a missing or NaN value and `inf` / `-inf` for open ends."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "?"
     if math.isinf(value):
         return "-inf" if value < 0 else "inf"
-    return f"{value:,.0f}"
+    return pattern.format(value)
