@@ -97,3 +97,12 @@ def test_params_are_the_same_threshold_mapped_through_the_grid():
         assert in_params[key] == pytest.approx(params_at(in_m[key], grid))
     assert in_m["ci_low"] < in_m["estimate"] < in_m["ci_high"]
     assert in_params["ci_low"] < in_params["estimate"] < in_params["ci_high"]
+
+
+def test_mixed_outcomes_at_a_single_width_give_no_threshold_rather_than_a_bracket():
+    from overparam.thresholds import describe, fit_thresholds, threshold_rows
+
+    assert {r.status for r in fit_thresholds([5, 5], [3, 4], [10, 10])} == {"one_width"}
+    rows = threshold_rows("all", [5], [7], [20], [(5, 322)])
+    assert describe(rows[0]) == "m50: one width tested (5 m_factor), mixed outcomes: no fit"
+    assert describe(rows[1]) == "m50: one width tested (322 params), mixed outcomes: no fit"

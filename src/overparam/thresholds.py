@@ -20,6 +20,7 @@ Where the data cannot give a finite estimate the row says why instead of extrapo
   separated          every failure sits below every success (the MLE does not exist): ci_low / ci_high are the
                      neighboring widths that bracket the threshold, estimate is empty
   not_monotone       fitted slope <= 0: success does not rise with width
+  one_width          mixed outcomes at a single width: no slope, no threshold (ci_low = ci_high = that width)
 An `ok` row whose interval runs past the tested widths is unbounded on that side: ci_low 0 or ci_high inf.
 """
 
@@ -88,6 +89,8 @@ def fit_thresholds(widths, successes, trials, targets=TARGETS) -> list[Threshold
         return [Threshold(t, "not_reached_above", ci_low=widths_list[-1]) for t in targets]
     if s.sum() == n.sum():
         return [Threshold(t, "not_reached_below", ci_high=widths_list[0]) for t in targets]
+    if len(w) == 1:  # mixed outcomes at a single width: no slope, so no threshold to place
+        return [Threshold(t, "one_width", ci_low=widths_list[0], ci_high=widths_list[0]) for t in targets]
     lowest_success = w[np.argmax(s > 0)]
     highest_failure = w[np.nonzero(s < n)[0][-1]]
     if highest_failure <= lowest_success and _separated(s, n):
@@ -202,6 +205,8 @@ def describe(row: dict) -> str:
         return f"{name} < {fmt(high)} {unit}: reached at the narrowest width"
     if status == "separated":
         return f"{name} between {fmt(low)} and {fmt(high)} {unit}: separated data (no MLE), bracketing widths"
+    if status == "one_width":
+        return f"{name}: one width tested ({fmt(low)} {unit}), mixed outcomes: no fit"
     if status == "not_monotone":
         return f"{name}: success does not rise with width (fitted slope <= 0)"
     return f"{name}: {status}"
