@@ -87,9 +87,10 @@ def test_a_settling_job_killed_after_a_checkpoint_resumes_to_the_same_step_and_r
         job.run(compose(overrides), tmp_path / "resumed")
     monkeypatch.undo()
     checkpoint = tmp_path / "resumed" / "checkpoints" / "last.ckpt"
-    assert torch.load(checkpoint, map_location="cpu", weights_only=False)["global_step"] < crash_at
+    checkpoint_step = torch.load(checkpoint, map_location="cpu", weights_only=False)["global_step"]
+    assert checkpoint_step < crash_at
     resumed = job.run(compose(overrides), tmp_path / "resumed")
-    assert resumed["resumed_from_step"] is not None
+    assert resumed["resumed_from_step"] == checkpoint_step  # where it resumed, not its last checkpoint of this run
     assert resumed["stopped_at_step"] == whole["stopped_at_step"]
     assert resumed["per_replica"] == whole["per_replica"]
     assert read_result(tmp_path / "resumed" / "result.json")["status"] == "ok"

@@ -74,6 +74,8 @@ def _train(config: DictConfig, resolved: dict, job_dir: Path, device, swept_keys
     if resume_from is None:
         # A fresh start: curves of an earlier, killed attempt would overlap the new ones in TensorBoard.
         shutil.rmtree(job_dir / "tensorboard", ignore_errors=True)
+    # Read now: checkpoints written during this run replace last.ckpt.
+    resumed_from_step = _checkpoint_step(resume_from)
     trainer = build_trainer(config.trainer, device, job_dir, checkpoint_dir)
     trainer.fit(module, train_dataloaders=range(config.trainer.max_steps), ckpt_path=resume_from)
     settled_at = settled_at_step(trainer)  # the convergence stop (trainer.stop_when_loss_change_below) is a finish
@@ -104,7 +106,7 @@ def _train(config: DictConfig, resolved: dict, job_dir: Path, device, swept_keys
         "per_replica": per_replica,
         "trained_steps": trainer.global_step,
         **({"stopped_at_step": settled_at} if config.trainer.get("stop_when_loss_change_below") else {}),
-        "resumed_from_step": _checkpoint_step(resume_from),
+        "resumed_from_step": resumed_from_step,
         "wall_seconds": time.perf_counter() - started,
         "started_at": started_at,
         "finished_at": time.time(),
