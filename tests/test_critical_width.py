@@ -47,8 +47,9 @@ def jobs_run(sweep_dir: Path) -> list[str]:
     return (sweep_dir / "writes.log").read_text().split()
 
 
-def tally(rates: dict[int, tuple[int, int]], seeds=1) -> dict[int, WidthTally]:
-    return {w: WidthTally(s, n, seeds) for w, (s, n) in rates.items()}
+def tally(rates: dict[int, tuple[int, int]], jobs=1) -> dict[int, WidthTally]:
+    """Widths with (successes, replicas); the search's first `jobs` jobs at each count as run."""
+    return {w: WidthTally({(w, i): i < s for i in range(n)}, set(range(jobs))) for w, (s, n) in rates.items()}
 
 
 # ----- the planner, as a pure function ------------------------------------------------------------------
@@ -63,18 +64,42 @@ def test_plan_brackets_by_doubling_then_bisects_in_log_width():
     assert plan(tally({1: (0, 16), 2: (0, 16), 4: (0, 16), 16: (16, 16)}), settings).jobs == [(8, 0)]
 
 
-def test_plan_stops_when_pinned_adds_seeds_when_an_interval_straddles_and_says_why():
-    settings = SearchSettings(low=4, high=64, max_seeds=2)
+def test_plan_stops_when_pinned_adds_jobs_where_an_interval_straddles_and_says_why():
+    settings = SearchSettings(low=4, high=64, max_seeds=2, trials=16)  # at most 32 replicas per width
     pinned = plan(tally({4: (0, 16), 8: (0, 16), 9: (16, 16)}), settings)
     assert pinned.jobs == [] and pinned.status[0.5] == "pinned between 8 and 9"
-    # 8 at 6/16 straddles 0.5 (Wilson 0.18-0.61); 9 at 16/16 does not: one more seed at 8 only.
+    # 8 at 6/16 straddles 0.5 (Wilson 0.18-0.61); 9 at 16/16 does not: the second job at 8 only.
     assert plan(tally({4: (0, 16), 8: (6, 16), 9: (16, 16)}), settings).jobs == [(8, 1)]
-    spent = plan(tally({4: (0, 16), 8: (6, 16), 9: (16, 16)}, seeds=2), settings)
-    assert spent.jobs == [] and "max_seeds=2" in spent.status[0.5]
+    # 8 still straddles with 32 replicas: the next width below (4, clearly below) bounds m50 instead.
+    moved = plan(tally({4: (0, 16), 8: (12, 32), 9: (16, 16)}, jobs=2), settings)
+    assert moved.jobs == [] and moved.status[0.5] == "pinned between 4 and 9"
+    # 9 straddles at its cap and nothing wider has run: a width one precision further (9 + 2) is tried.
+    assert plan(tally({4: (0, 16), 8: (0, 16), 9: (18, 32)}, jobs=2), settings).jobs == [(11, 0)]
+    # ... unless that is past `high`.
+    capped = plan(tally({4: (0, 16), 8: (0, 16), 9: (18, 32)}, jobs=2), SearchSettings(4, 9, max_seeds=2, trials=16))
+    assert capped.jobs == [] and "between 8 and 9; intervals overlap 0.5 after max_seeds=2" in capped.status[0.5]
     never = plan(tally({4: (0, 16), 8: (0, 16), 16: (0, 16), 32: (1, 16), 64: (2, 16)}), settings)
     assert never.jobs == [] and never.status[0.5] == "not reached by high=64"
     at_once = plan(tally({4: (16, 16)}), settings)
     assert at_once.jobs == [] and at_once.status[0.5] == "reached at the narrowest width 4"
+    # Two of four is no evidence that `low` already reaches the target: a second small job there first.
+    assert plan(tally({4: (2, 4)}), SearchSettings(low=4, high=64)).jobs == [(4, 1)]
+
+
+def test_reused_replicas_cover_the_search_jobs_they_contain():
+    """A grid job's 16 replicas (seed 0) contain the search's first 4-replica job at that width (seed 0, replicas
+    0-3), so the search's next job there is its second (seed 1), and no replica counts twice."""
+    from overparam.critical_width import add_result, mark_jobs
+    from overparam.seeds import replica_seeds
+
+    grid = {"per_replica": [{"seed": s, "success": i % 2 == 0} for i, s in enumerate(replica_seeds(0, 16))]}
+    search = {"per_replica": grid["per_replica"][:4]}  # the same replicas, trained again, the same outcomes
+    widths: dict[int, WidthTally] = {}
+    add_result(widths, 5, grid)
+    add_result(widths, 5, search)  # the same four replicas again
+    mark_jobs(widths[5], [replica_seeds(k, 4) for k in range(3)])
+    assert (widths[5].trials, widths[5].successes) == (16, 8)
+    assert widths[5].jobs == {0} and widths[5].next_job() == 1
 
 
 @pytest.mark.parametrize("settings, message", [
@@ -82,9 +107,10 @@ def test_plan_stops_when_pinned_adds_seeds_when_an_interval_straddles_and_says_w
     (dict(targets=[0.5, 1.0]), "hydra.sweeper.targets=[0.5, 1.0]: every target must be a number in (0, 1)"),
     (dict(precision=0.0), "hydra.sweeper.precision=0.0: must be a relative width > 0"),
     (dict(low=0), "hydra.sweeper.low=0: must be an integer >= 1"),
+    (dict(trials=0), "hydra.sweeper.trials=0: must be an integer >= 1 (or null: the job config's trials)"),
 ])
 def test_bad_settings_name_the_key_and_what_is_allowed(settings, message):
-    values = dict(low=1, high=64, targets=[0.5], precision=0.25, max_jobs=60, max_seeds=4) | settings
+    values = dict(low=1, high=64, targets=[0.5], precision=0.25, max_jobs=60, max_seeds=3, trials=4) | settings
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")):
         SearchSettings.checked(**values)
 
@@ -99,8 +125,10 @@ def _assert_found(sweep_dir: Path, completed):
     assert abs(math.log(estimate / TRUE_M50)) <= math.log(1 + PRECISION)
     assert low <= TRUE_M50 <= high
     assert "m50 = " in completed.stdout and "critical_width:" in completed.stdout
-    # Fewer jobs than the dense grid 1..40 would take, and no job twice.
-    assert len(jobs_run(sweep_dir)) == len(set(jobs_run(sweep_dir))) < 20
+    # No job twice, and a fifth of the replicas of the dense grid 1..40 at the app's 16 trials per width.
+    assert len(jobs_run(sweep_dir)) == len(set(jobs_run(sweep_dir)))
+    replicas = sum(int(row["trials"]) for row in csv.DictReader((sweep_dir / "summary.csv").open()))
+    assert replicas <= 0.2 * 40 * 16
 
 
 @pytest.fixture(scope="module")
@@ -140,6 +168,26 @@ def test_a_killed_search_resumes_without_redoing_finished_jobs(tmp_path, basic_s
     assert {name: (killed_dir / name / "result.json").stat().st_mtime_ns for name in before} == mtimes
     # Replayed from the files, the search made the same decisions as the uninterrupted one.
     assert sorted(after) == sorted(jobs_run(clean_dir))
+
+
+def test_a_search_reuses_a_grid_already_in_its_folder(tmp_path, basic_sweep):
+    """A grid at the app's own 16 trials, then the search in the same folder: the grid's replicas count, so the
+    search never runs its 4-replica job where a grid job already holds those replicas, and rewrites nothing."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "HYDRA_FULL_ERROR": "0"}
+    grid = subprocess.run([sys.executable, str(APP), "-m", "model.m_factor=4,6,8", f"hydra.sweep.dir={tmp_path}"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert grid.returncode == 0, grid.stderr[-2000:]
+    grid_jobs = jobs_run(tmp_path)
+    mtimes = {name: (tmp_path / name / "result.json").stat().st_mtime_ns for name in grid_jobs}
+    completed = run_app(tmp_path)
+    _assert_found(tmp_path, completed)
+    searched = jobs_run(tmp_path)[len(grid_jobs):]
+    assert not {"model.m_factor=4,trials=4", "model.m_factor=6,trials=4", "model.m_factor=8,trials=4"} & set(searched)
+    assert len(searched) < len(jobs_run(basic_sweep[0]))  # fewer jobs than the same search in an empty folder
+    assert {name: (tmp_path / name / "result.json").stat().st_mtime_ns for name in grid_jobs} == mtimes
+    summary = csv.DictReader((tmp_path / "summary.csv").open())
+    widths = {int(row["model.m_factor"]): int(row["trials"]) for row in summary}
+    assert widths[4] >= 16 and widths[6] >= 16 and widths[8] >= 16
 
 
 @pytest.mark.parametrize("override, key", [("hydra.sweeper.low=10", "hydra.sweeper.high"),

@@ -169,6 +169,17 @@ def test_jobs_differing_only_in_seed_pool_their_replicas(tmp_path):
     assert (by_steps[2]["success_ci_low"], by_steps[2]["success_ci_high"]) == pytest.approx(wilson_interval(4, 8))
 
 
+def test_jobs_differing_in_trials_pool_each_replica_once(tmp_path):
+    """A search's 4-replica job (seed 0) holds the first four replicas of a grid's 8-replica job (seed 0): pooled,
+    they count 8 replicas, not 12; a job with seed 1 adds its own."""
+    fake_result(tmp_path / "grid", seed=0, successes=3, trials=8)
+    fake_result(tmp_path / "search", seed=0, successes=3, trials=4)  # replicas 0-3 of the grid job again
+    fake_result(tmp_path / "search_seed_1", seed=1, successes=4, trials=4)
+    rows = write_report(tmp_path, quiet=True)
+    assert len(rows) == 1 and "trials" not in rows[0].get("curve", "")
+    assert rows[0]["trials"] == 12 and rows[0]["successes"] == 7 and rows[0]["jobs"] == 3
+
+
 def test_merging_sweeps_counts_the_same_experiment_once(tmp_path):
     fake_result(tmp_path / "machine_a" / "job", seed=0, successes=3)
     fake_result(tmp_path / "machine_b" / "job", seed=0, successes=3)  # the same job copied

@@ -4,8 +4,9 @@
 
 Reads only `result.json` files (any depth below each SWEEP_DIR), so it works the same after a local
 multirun, a SLURM array, a crash, or sweeps merged by hand. Jobs are grouped by every config key that
-varies across the jobs except the width (`model.m_factor`) and `seed`; jobs that differ only in `seed`
-pool their replicas. Re-running rebuilds every output from scratch.
+varies across the jobs except the width (`model.m_factor`), `seed` and `trials`; jobs that differ only there
+pool their replicas, each replica (by its seed) once, so a search's small jobs and a grid's large one add up.
+Re-running rebuilds every output from scratch.
 """
 
 from __future__ import annotations
@@ -28,9 +29,8 @@ from .curves import _format, chart_kind, curve_name, curves
 from .figures import write_chart_figure
 from .metrics import interval_columns, summarize
 from .report_thresholds import print_thresholds, report_thresholds, write_tensorboard_thresholds
-from .results import RESULT_FILE, WIDTH_KEY, read_result, result_identity
+from .results import POOLED_KEYS, RESULT_FILE, WIDTH_KEY, read_result, replica_key, result_identity
 
-POOLED_KEYS = ("seed",)  # jobs differing only here pool their replicas
 SUMMARY_FILE = "summary.csv"
 # The custom-scalars charts every sweep has (TensorBoard's CUSTOM SCALARS tab); the Margin chart draws the Wilson
 # band. Each task adds its own (`Task.CHARTS`, stored in result.json as `charts`).
@@ -56,7 +56,8 @@ class GridPoint:
     curve: tuple  # ((key, value), ...) for the swept keys other than width and seed
     width: object
     params_per_replica: int | None = None
-    rows: list = field(default_factory=list)  # per-replica rows, pooled across seeds
+    rows: list = field(default_factory=list)  # per-replica rows, pooled across seeds, each replica once
+    replicas: set = field(default_factory=set)  # results.replica_key of every row
     extras: dict = field(default_factory=dict)  # task-level numbers (e.g. the Bayes ceiling)
     charts: dict = field(default_factory=dict)  # the task's charts: title -> summary columns
     jobs: int = 0
@@ -119,7 +120,11 @@ def pool(results: list[tuple[Path, dict]]) -> list[GridPoint]:
             point.failures.append(f"{path.parent}: {result.get('error', result.get('status'))}")
             continue
         point.params_per_replica = result.get("params_per_replica")
-        point.rows.extend(result.get("per_replica", []))
+        for index, row in enumerate(result.get("per_replica", [])):
+            key = replica_key(result, row, index, str(path))
+            if key not in point.replicas:
+                point.replicas.add(key)
+                point.rows.append(row)
         point.charts.update(result.get("charts", {}))
         point.extras.update({key: result[key] for key in result.get("extra_keys", ()) if key in result})
         analysis_pooling.pool_job_counts(point.extras, result)

@@ -12,6 +12,9 @@ from .atomic import atomic_write_text
 RESULT_FILE = "result.json"
 # The config key a sweep varies to answer "how wide": curves are drawn against it.
 WIDTH_KEY = "model.m_factor"
+# Jobs that differ only in these keys (and the width) sample one curve: a replica's outcome depends on its own
+# seed (overparam.seeds), not on how many others trained beside it, so their replicas pool, each replica once.
+POOLED_KEYS = ("seed", "trials")
 SCHEMA_VERSION = 1
 # Config keys that change how a job runs, not what it computes: they never make a finished job stale.
 # `name` only picks the sweep folder, so sweeps merged from differently named folders still share curves.
@@ -80,6 +83,21 @@ def result_identity(result: dict) -> dict:
     """What a result computed: its config's identity and the device type its training streams came from (the
     same seed draws different boards on CPU and CUDA, so the two are different experiments)."""
     return {**identity(result.get("config", {})), "stream_device": stream_device(result)}
+
+
+def curve_identity(config: dict, width_key: str = WIDTH_KEY) -> dict:
+    """What a job's config shares with every other job on its success-vs-width curve: its identity without the
+    width and the pooled keys."""
+    config = identity(config)
+    for dotted in (width_key, *POOLED_KEYS):
+        _parent(config, dotted).pop(dotted.rsplit(".", 1)[-1], None)
+    return config
+
+
+def replica_key(result: dict, row: dict, index: int, source: str = "") -> tuple:
+    """One replica, whichever job trained it: the device type its streams came from and its seed (rows written
+    without a seed count as their own, by `source` and index)."""
+    return (stream_device(result), row["seed"]) if "seed" in row else (source, index)
 
 
 def is_done(result: dict | None, config: dict, stream_device_type: str = "cpu") -> bool:

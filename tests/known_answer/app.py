@@ -1,9 +1,11 @@
 """A test-only Hydra app whose "training" is a coin with a known success probability.
 
 Replica i of the job at width m succeeds with probability 1 / (1 + (m50 / m) ** slope), a logistic in log m,
-drawn from a generator seeded by (seed, m), so every job is deterministic. The job writes result.json with the
-fields the critical_width sweeper and the report read, skips itself when that file is complete (as a real job
-does), and appends its folder to writes.log in the sweep folder, so tests can count result.json writes.
+drawn from a generator seeded by (seed, m), so every job is deterministic, and replica i's outcome does not
+depend on how many replicas the job has (as in a real job, where it depends only on the replica's own seed).
+The job writes result.json with the fields the critical_width sweeper and the report read, skips itself when
+that file is complete (as a real job does), and appends its folder to writes.log in the sweep folder, so tests
+can count result.json writes.
 
     python tests/known_answer/app.py -m hydra/sweeper=critical_width hydra.sweep.dir=/tmp/x
 """
@@ -20,6 +22,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from overparam.results import RESULT_FILE, is_done, read_result, write_result
+from overparam.seeds import replica_seeds
 
 WRITES_LOG = "writes.log"
 
@@ -47,7 +50,9 @@ def main(config: DictConfig) -> float:
     result = {
         "status": "ok", "m_factor": width, "params_per_replica": 10 * width * width, "trials": config.trials,
         "successes": sum(wins), "success_rate": sum(wins) / config.trials,
-        "per_replica": [{"success": win} for win in wins], "config": resolved,
+        "per_replica": [{"success": win, "seed": seed}
+                        for win, seed in zip(wins, replica_seeds(config.seed, config.trials))],
+        "config": resolved,
     }
     write_result(job_dir, result)
     with open(Path(HydraConfig.get().sweep.dir) / WRITES_LOG, "a") as log:

@@ -1,7 +1,7 @@
 """Settings of `hydra/sweeper=critical_width`, registered with Hydra's ConfigStore when Hydra scans its plugins."""
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
 
@@ -15,8 +15,10 @@ class CriticalWidthSweeperConf:
     targets: list[float] = field(default_factory=lambda: [0.5])  # success rates whose width is searched
     precision: float = 0.25  # stop when neighboring widths hi/lo - 1 <= precision bracket the target
     max_jobs: int = 60  # budget: jobs over all combinations (reused finished jobs count)
-    max_seeds: int = 4  # at most this many jobs (seed, seed+1, ...) at one width
+    max_seeds: int = 3  # at most this many jobs' worth (max_seeds x trials) of replicas at one width
+    trials: Optional[int] = 4  # noqa: UP045 (OmegaConf reads Optional) replicas per search job (null: the job config's own trials)
     seed_key: str = "seed"  # extra trials at a width are jobs with seed+1, seed+2, ...
+    trials_key: str = "trials"  # the config key holding a job's number of replicas
     params: dict[str, Any] | None = None  # other swept keys, as the basic sweeper's params (for presets)
 
 

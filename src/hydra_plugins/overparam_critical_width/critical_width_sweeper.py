@@ -5,13 +5,16 @@
 Every combination of the other swept keys (expanded as the basic sweeper does) gets its own search
 (overparam.critical_width.plan); each round's jobs, over all combinations, go to the configured launcher as
 one batch, so basic, joblib (local_gpus), submitit (slurm) and ray run a round in parallel. Jobs are ordinary
-jobs: their folder is the one Hydra gives them (hydra.sweep.dir / hydra.sweep.subdir), their outcome is read
-from their result.json. The search is replayed from those files on every start: a round whose jobs are all
-complete is not launched again, so a killed search resumes where it stood and makes the same decisions.
+jobs (`trials=` the search's job size, `seed=` seed + k for its k-th job at a width): their folder is the one
+Hydra gives them (hydra.sweep.dir / hydra.sweep.subdir), their outcome is read from their result.json. Before
+every round the search reads every result in the sweep folder that lies on a combination's curve (the same
+config but for width, seed and trials, as the report pools them), so earlier grid jobs count and a killed
+search resumes where it stood: finished jobs are not launched again, the killed one resumes from its checkpoint.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -26,11 +29,13 @@ log = logging.getLogger(__name__)
 
 class CriticalWidthSweeper(Sweeper):
     def __init__(self, key: str, low: int, high: int, targets: list[float], precision: float, max_jobs: int,
-                 max_seeds: int, seed_key: str, params: dict[str, Any] | None = None) -> None:
+                 max_seeds: int, seed_key: str, trials: int | None = 4, trials_key: str = "trials",
+                 params: dict[str, Any] | None = None) -> None:
         super().__init__()
-        self.key, self.seed_key = key, seed_key
+        self.key, self.seed_key, self.trials_key = key, seed_key, trials_key
         self.raw_settings = dict(low=low, high=high, targets=list(targets) if not isinstance(targets, (int, float))
-                                 else targets, precision=precision, max_jobs=max_jobs, max_seeds=max_seeds)
+                                 else targets, precision=precision, max_jobs=max_jobs, max_seeds=max_seeds,
+                                 trials=trials)
         self.params = dict(params or {})
         self.hydra_context: HydraContext | None = None
         self.config: DictConfig | None = None
@@ -45,19 +50,24 @@ class CriticalWidthSweeper(Sweeper):
         )
 
     def sweep(self, arguments: list[str]) -> Any:
-        from overparam.critical_width import SearchSettings, add_result, plan
+        import dataclasses
+
+        from overparam.critical_width import SearchSettings, plan
 
         settings = SearchSettings.checked(**self.raw_settings)  # before any job; ConfigError is one line
         combinations = combinations_of(self.params, arguments, self.key, self.hydra_context.config_loader)
         sweep_dir = Path(self.config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
-        base_seed = int(OmegaConf.select(self.config, self.seed_key, default=0) or 0)
+        if settings.trials is None:  # jobs as large as the config's own: a grid's jobs, reused as they are
+            settings = dataclasses.replace(settings, trials=int(OmegaConf.select(self.config, self.trials_key)))
+        self.settings = settings
+        curves = [self._curve(combination) for combination in combinations]
 
-        tallies: list[dict] = [{} for _ in combinations]
         stopped: dict[int, dict] = {}
         used = job_index = rounds = 0
         while True:
+            tallies = self._tallies(sweep_dir, combinations, curves)
             requests = []
             for index, _combination in enumerate(combinations):
                 if index in stopped:
@@ -75,7 +85,7 @@ class CriticalWidthSweeper(Sweeper):
             requests = requests[: settings.max_jobs - used]
             used += len(requests)
             rounds += 1
-            batch = [self._job(combinations[i], width, seed, base_seed) for i, width, seed in requests]
+            batch = [self._job(combinations[i], width, seed) for i, width, seed in requests]
             folders = [self._job_folder(overrides) for overrides in batch]
             pending = [overrides for overrides, (folder, config) in zip(batch, folders)
                        if not _complete(folder, config)]
@@ -84,25 +94,62 @@ class CriticalWidthSweeper(Sweeper):
                 self.validate_batch_is_legal(pending)
                 self.launcher.launch(pending, initial_job_idx=job_index)
                 job_index += len(pending)
-            for (index, width, _), (folder, _config) in zip(requests, folders):
+            for (index, _, _), (folder, _config) in zip(requests, folders):
                 result = _read(folder)
                 if result is None or result.get("status") != "ok":
                     why = (result or {}).get("error", "no result.json")
                     stopped[index] = {"all targets": f"job {folder} did not finish ({why})"}
-                    continue
-                add_result(tallies[index], width, result)
+        tallies = self._tallies(sweep_dir, combinations, curves)
         self._print_summary(combinations, tallies, stopped, settings, used, rounds)
         return None
 
-    def _job(self, combination: list[str], width: int, seed: int, base_seed: int) -> list[str]:
-        """The job's overrides. Seed index 0 is the job a grid would run (no seed override), so earlier grid folders
-        are reused; index k adds k to the seed (the combination's own `seed=` if it has one)."""
-        if not seed:
-            return list(combination) + [f"{self.key}={width}"]
+    def _start_seed(self, combination: list[str]) -> int:
+        """The seed of the combination's first job: its own `seed=` override, else the config's."""
         given = [o for o in combination if o.split("=", 1)[0] == self.seed_key]
-        start = int(given[-1].split("=", 1)[1]) if given else base_seed
-        others = [o for o in combination if o.split("=", 1)[0] != self.seed_key]
-        return others + [f"{self.key}={width}", f"{self.seed_key}={start + seed}"]
+        if given:
+            return int(given[-1].split("=", 1)[1])
+        return int(OmegaConf.select(self.config, self.seed_key, default=0) or 0)
+
+    def _job(self, combination: list[str], width: int, seed: int) -> list[str]:
+        """The job's overrides: the combination, the width, the search's job size (left out when it is the config's
+        own, so a grid's folders are the search's) and, from the second job at a width on, seed + k."""
+        others = [o for o in combination if o.split("=", 1)[0] not in (self.seed_key, self.trials_key)]
+        given = [o for o in combination if o.split("=", 1)[0] == self.trials_key]
+        configured = int(given[-1].split("=", 1)[1]) if given else OmegaConf.select(self.config, self.trials_key)
+        trials = [] if self.settings.trials == configured else [f"{self.trials_key}={self.settings.trials}"]
+        seed_override = [f"{self.seed_key}={self._start_seed(combination) + seed}"] if seed else []
+        return others + [f"{self.key}={width}"] + trials + seed_override
+
+    def _curve(self, combination: list[str]) -> str:
+        """The combination's curve identity (results.curve_identity of its job at `low`)."""
+        from overparam.results import curve_identity
+
+        _, config = self._job_folder(self._job(combination, self.settings.low, 0))
+        return json.dumps(curve_identity(config, self.key), sort_keys=True)
+
+    def _tallies(self, sweep_dir: Path, combinations: list[list[str]], curves: list[str]) -> list[dict]:
+        """Per combination, every replica the sweep folder already holds on its curve, by width, and which of the
+        search's own jobs those replicas cover."""
+        from overparam.critical_width import add_result, mark_jobs
+        from overparam.report import load_results
+        from overparam.results import curve_identity
+        from overparam.seeds import replica_seeds
+
+        tallies: list[dict] = [{} for _ in combinations]
+        index_of = {curve: index for index, curve in enumerate(curves)}
+        for path, result in load_results([sweep_dir]):
+            config = result.get("config") or {}
+            index = index_of.get(json.dumps(curve_identity(config, self.key), sort_keys=True))
+            width = OmegaConf.select(OmegaConf.create(config), self.key)
+            if index is None or result.get("status") != "ok" or not isinstance(width, int):
+                continue
+            add_result(tallies[index], width, result, str(path))
+        for combination, tally in zip(combinations, tallies):
+            start = self._start_seed(combination)
+            for entry in tally.values():
+                mark_jobs(entry, [replica_seeds(start + k, self.settings.trials)
+                                  for k in range(self.settings.max_seeds + 1)])
+        return tallies
 
     def _job_folder(self, overrides: list[str]):
         """The folder Hydra will give this job and its resolved task config (what the job records in result.json)."""
@@ -153,11 +200,13 @@ def preflight_jobs(sweeper: DictConfig, arguments: list[str]) -> list[list[str]]
 
     settings = SearchSettings.checked(**{k: OmegaConf.to_object(sweeper[k]) if OmegaConf.is_config(sweeper[k])
                                          else sweeper[k] for k in ("low", "high", "targets", "precision",
-                                                                    "max_jobs", "max_seeds")})
+                                                                    "max_jobs", "max_seeds", "trials")})
     params = OmegaConf.to_container(sweeper.params) if sweeper.get("params") else {}
     combinations = combinations_of(params, arguments, sweeper.key)
-    return [combination + [f"{sweeper.key}={width}"] for combination in combinations
-            for width in sorted({settings.low, settings.high})]
+    size = [] if settings.trials is None else [f"{sweeper.trials_key}={settings.trials}"]
+    return [[o for o in combination if not size or o.split("=", 1)[0] != sweeper.trials_key]
+            + [f"{sweeper.key}={width}"] + size
+            for combination in combinations for width in sorted({settings.low, settings.high})]
 
 
 def _read(folder: Path) -> dict | None:
