@@ -77,7 +77,8 @@ def test_plan_stops_when_pinned_adds_jobs_where_an_interval_straddles_and_says_w
     assert plan(tally({4: (0, 16), 8: (0, 16), 9: (18, 32)}, jobs=2), settings).jobs == [(11, 0)]
     # ... unless that is past `high`.
     capped = plan(tally({4: (0, 16), 8: (0, 16), 9: (18, 32)}, jobs=2), SearchSettings(4, 9, max_seeds=2, trials=16))
-    assert capped.jobs == [] and "between 8 and 9; intervals overlap 0.5 after max_seeds=2" in capped.status[0.5]
+    assert capped.jobs == [] and capped.status[0.5] == ("between 8 and 9; no width up to high=9 lies clearly "
+                                               "above 0.5 with max_seeds=2 jobs' replicas")
     never = plan(tally({4: (0, 16), 8: (0, 16), 16: (0, 16), 32: (1, 16), 64: (2, 16)}), settings)
     assert never.jobs == [] and never.status[0.5] == "not reached by high=64"
     at_once = plan(tally({4: (16, 16)}), settings)
@@ -100,6 +101,19 @@ def test_reused_replicas_cover_the_search_jobs_they_contain():
     mark_jobs(widths[5], [replica_seeds(k, 4) for k in range(3)])
     assert (widths[5].trials, widths[5].successes) == (16, 8)
     assert widths[5].jobs == {0} and widths[5].next_job() == 1
+
+
+def test_simulated_search_on_a_step_in_success_spends_exactly_the_bracketing_jobs():
+    """Every replica fails below m = 5 and succeeds from 5 on: low 1, doubling 2, 4, 8, bisecting 6 then 5, each one
+    4-replica job whose interval is clear of 0.5 at once, so the search stops pinned between 4 and 5 after 24."""
+    import numpy as np
+
+    from overparam.search_simulation import simulate_search
+
+    rates = {1: 0.0, 5: 1.0}
+    outcome = simulate_search(rates, SearchSettings(low=1, high=8, trials=4), np.random.default_rng(0))
+    assert (outcome.replicas, outcome.stopped, outcome.status) == (24, "pinned between 4 and 5", "separated")
+    assert (outcome.ci_low, outcome.ci_high) == (4, 5)
 
 
 @pytest.mark.parametrize("settings, message", [

@@ -203,3 +203,11 @@ def test_wilson_interval_closed_forms():
     assert wilson_interval(20, 20) == pytest.approx((20 / (20 + z2), 1.0))
     low, high = wilson_interval(10, 20)
     assert low == pytest.approx(1 - high) and 0.29 < low < 0.30
+
+
+def test_curve_names_show_a_class_by_its_group_and_never_start_with_an_underscore():
+    from overparam.curves import curve_name
+
+    curve = (("task._target_", "overparam.tasks.life.task.LifeTask"), ("task.steps", 2), ("optim.lr", 0.01))
+    assert curve_name(curve) == "task=LifeTask,steps=2,lr=0.01"
+    assert curve_name(()) == "all"

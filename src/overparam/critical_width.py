@@ -119,7 +119,10 @@ def plan(tally: dict[int, WidthTally], settings: SearchSettings) -> Plan:
             clear, jobs, unbounded = _confirm(tally, run, target, sides, settings)
             wanted.update(jobs)
             if unbounded and not jobs:
-                out.status[target] = f"{unsure}; intervals overlap {target} after max_seeds={settings.max_seeds}"
+                ends = " and ".join(f"down to low={settings.low} lies clearly below" if side == "below" else
+                                    f"up to high={settings.high} lies clearly above" for side in unbounded)
+                out.status[target] = (f"{unsure}; no width {ends} {target} with max_seeds={settings.max_seeds} "
+                                      "jobs' replicas")
             elif not jobs:
                 out.status[target] = done.format(*clear)
 
@@ -147,13 +150,13 @@ def plan(tally: dict[int, WidthTally], settings: SearchSettings) -> Plan:
 
 
 def _confirm(tally: dict[int, WidthTally], run: list[int], target: float, sides: list[tuple[int, str]],
-             settings: SearchSettings) -> tuple[list[int], list[tuple[int, int]], bool]:
+             settings: SearchSettings) -> tuple[list[int], list[tuple[int, int]], list[str]]:
     """Whether each (width, side) is settled: the width, or one beyond it, lies clearly on its side of the target.
-    Returns the clear widths, the jobs still wanted, and whether a side ran out of widths. A width not yet clear
+    Returns the clear widths, the jobs still wanted, and the sides that ran out of widths. A width not yet clear
     gets one more job; one still unclear with max_seeds x trials replicas hands the question to the next width
     outward (the next one run, else one `precision` further), within [low, high]."""
     cap = settings.max_seeds * settings.trials
-    clear, jobs, unbounded = [], [], False
+    clear, jobs, unbounded = [], [], []
     for width, side in sides:
         step = 1 if side == "above" else -1
         while True:
@@ -168,7 +171,7 @@ def _confirm(tally: dict[int, WidthTally], run: list[int], target: float, sides:
             further = (min(beyond) if step > 0 else max(beyond)) if beyond else \
                 width + step * max(1, round(width * settings.precision))
             if not settings.low <= further <= settings.high:
-                unbounded = True
+                unbounded.append(side)
                 break
             width = further
     return clear, jobs, unbounded

@@ -6,7 +6,16 @@ from collections import defaultdict
 
 
 def curve_name(curve: tuple) -> str:
-    return ",".join(f"{key.split('.')[-1]}={_format(value)}" for key, value in curve) or "all"
+    return ",".join(_part(key, value) for key, value in curve) or "all"
+
+
+def _part(key: str, value) -> str:
+    """`steps=2`; a class (`task._target_`) by its group and class name, `task=LifeTask`: a leading underscore
+    would also hide the label from matplotlib's legend."""
+    parts = key.split(".")
+    if parts[-1] == "_target_" and len(parts) > 1:
+        return f"{parts[-2]}={str(value).rsplit('.', 1)[-1]}"
+    return f"{parts[-1]}={_format(value)}"
 
 
 def _format(value) -> str:
