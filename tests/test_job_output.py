@@ -50,7 +50,28 @@ def job(tmp_path_factory):
 
 def test_the_header_says_the_test_density_when_it_differs(job):
     _, _, lines = job
-    assert lines[0].startswith("life: steps=1 m_factor=3") and "tests on density 0.5 (trains on 0.3)" in lines[0]
+    assert lines[0].startswith("life: steps=1 rule=B3/S23 neighborhood=moore m_factor=3")
+    assert "tests on density 0.5 (trains on 0.3)" in lines[0]
+
+
+def test_the_header_and_table_of_another_task_show_its_own_keys_and_metrics(tmp_path):
+    """No Life keys where they mean nothing: a jamming job states its points and dimension, and its per-replica
+    table has the columns its evaluation gives."""
+    from overparam.job import run
+
+    config = compose(["task=jamming", "model=mlp", "model.hidden=[1,1]", "task.points=20", "task.dimension=3",
+                      "trials=2", "trainer.max_steps=20", "trainer.progress=none"])
+    capture = pytest.MonkeyPatch()
+    lines = []
+    capture.setattr("builtins.print", lambda *args, **kwargs: lines.append(" ".join(map(str, args))))
+    try:
+        run(config, tmp_path / "job")
+    finally:
+        capture.undo()
+    assert lines[0].startswith("jamming: points=20 dimension=3 m_factor=")
+    table_header = next(line for line in lines if line.startswith("  replica"))
+    assert table_header.split() == ["replica", "success", "violated_fraction", "max_deficit", "hinge_loss",
+                                    "final_loss", "diverged"]
 
 
 def test_the_last_line_names_the_result_and_the_tensorboard_command(job):

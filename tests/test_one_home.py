@@ -49,3 +49,18 @@ def test_every_task_and_model_config_is_its_class_schema():
             if parameter.default is not inspect.Parameter.empty and (group, key) != ("model", "m_factor"):
                 assert node[key] == (list(parameter.default) if isinstance(parameter.default, tuple)
                                      else parameter.default), (group, name, key)
+
+
+def test_neutral_defaults_are_the_configured_defaults():
+    """results.NEUTRAL_DEFAULTS repeats four defaults so that results written before those keys existed keep their
+    identity; if a default changes in the config or a class, the neutral value must change with it."""
+    from omegaconf import OmegaConf
+
+    from overparam.config import flatten
+    from overparam.results import NEUTRAL_DEFAULTS
+
+    configs = [flatten(OmegaConf.to_container(compose(overrides), resolve=True))
+               for overrides in ([], ["model=mlp", "task=maxcut"])]
+    for key, neutral in NEUTRAL_DEFAULTS.items():
+        values = [config[key] for config in configs if key in config]
+        assert values and all(value == neutral for value in values), (key, values, neutral)

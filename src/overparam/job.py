@@ -85,6 +85,7 @@ def _train(config: DictConfig, resolved: dict, job_dir: Path, device, swept_keys
 
     with trainer.strategy.precision_plugin.forward_context():  # evaluate in training's dtype (64-true: float64)
         per_replica = module.evaluate()
+    columns = [key for key in per_replica[0] if key != "seed"]  # the task's own per-replica metrics, for the table
     analysis_rows, analysis_summary = run_analyses(config, task, net, module.replica_seeds, per_replica, job_dir)
     for row, extra in zip(per_replica, analysis_rows):
         row.update(extra)
@@ -121,7 +122,7 @@ def _train(config: DictConfig, resolved: dict, job_dir: Path, device, swept_keys
     path = write_result(job_dir, result)
     if not config.trainer.keep_checkpoints:
         forget_checkpoints(checkpoint_dir)
-    print_table(result)
+    print_table(result, task.grid_point(), columns)
     print(f"result: {path}   curves: tensorboard --logdir {shlex.quote(str(job_dir / 'tensorboard'))}", flush=True)
     return result
 
@@ -137,23 +138,23 @@ def _scalars(summary: dict) -> dict:
 
 
 def _where(grid_point: dict) -> str:
-    return f"encoding={grid_point['encoding']}" if "encoding" in grid_point else f"steps={grid_point.get('steps', '-')}"
+    """The task's place on its curve, as the task states it (`steps=1 rule=B3/S23 neighborhood=moore`)."""
+    return " ".join(f"{key}={value}" for key, value in grid_point.items())
 
 
-def print_table(result: dict) -> None:
+def print_table(result: dict, grid_point: dict, columns: list[str]) -> None:
+    """The job's line and one row per replica, with the columns the task's evaluation gave."""
     low, high = result["success_ci_low"], result["success_ci_high"]
-    where = _where(result)
     print(
-        f"{result['task']}: {where} m_factor={result['m_factor']} "
+        f"{result['task']}: {_where(grid_point)} m_factor={result['m_factor']} "
         f"params/replica={result['params_per_replica']}  "
         f"success {result['successes']}/{result['trials']} = {result['success_rate']:.2f} "
         f"(95% CI {low:.2f}-{high:.2f})  {result['wall_seconds']:.1f}s on {result['device']}"
     )
-    keys = [k for k in ("success", "board_accuracy", "cell_accuracy", "exact_recovery", "test_r2", "final_loss",
-                        "collapsed", "diverged")
-            if k in result["per_replica"][0]]
-    print("  replica  " + "  ".join(f"{k:>14}" for k in keys))
+    keys = [k for k in columns if k in result["per_replica"][0]]
+    width = max([14, *(len(k) for k in keys)])
+    print("  replica  " + "  ".join(f"{k:>{width}}" for k in keys))
     for index, row in enumerate(result["per_replica"]):
-        cells = [f"{row[k]:>14.4f}" if isinstance(row[k], float) else f"{str(row[k]):>14}" for k in keys]
+        cells = [f"{row[k]:>{width}.4f}" if isinstance(row[k], float) else f"{str(row[k]):>{width}}" for k in keys]
         print(f"  {index:>7}  " + "  ".join(cells))
 
