@@ -59,7 +59,7 @@ def pattern_target_counts(cells: torch.Tensor, rule: Rule, steps: int, boundary:
         return None
     replicas, boards, height, width = cells.shape
     grid = FlatBoards(boards, height, width, boundary)
-    counts = torch.zeros(replicas, 1025, dtype=torch.int64)
+    counts = torch.zeros(replicas, 1040, dtype=torch.int64)  # 16 spare bins for padding positions
     kernels.pattern_target_counts(cells.contiguous().numpy(), *rule_bits(rule), steps,
                                   _interior(boards, height, width, boundary).numpy(), boundary == "wrap", grid.row,
                                   grid.board_length, grid.margin, counts.numpy())
