@@ -6,6 +6,7 @@ Plain torch: a net is anything mapping `[K, B, H, W]` boards to `[K, B, H, W]` l
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import ClassVar, Protocol, runtime_checkable
@@ -18,7 +19,7 @@ from ..base import Task
 from ..sampling import EpochSampler
 from . import fast_codes
 from .flatboards import FlatBoards
-from .patterns import PATTERN_COUNT, rule_table
+from .patterns import PATTERN_COUNT, _device_key, rule_table
 from .rules import BOUNDARIES, NEIGHBORHOODS, Rule, blocks_for, parse_rule
 from .simulate import fair_coin_boards, life_run, sample_boards
 
@@ -44,11 +45,19 @@ def _density(key, value) -> None:
     fail(key, value, "must be a probability in [0, 1] or a range [low, high] with 0 <= low <= high <= 1")
 
 
-def _interior_mask(grid: FlatBoards, device) -> torch.Tensor:
-    """`[L]` bool: True at the flat positions of real cells (not padding, nor wrap's ring)."""
+def _interior_mask(grid: FlatBoards, device, dtype=torch.bool) -> torch.Tensor:
+    """`[L]`: 1 (True) at the flat positions of real cells, 0 at padding and wrap's ring. A constant of the grid,
+    made once per (grid, device, dtype) and shared, so no training step rebuilds it: read it, never write into it."""
+    return _cached_interior_mask(grid.boards, grid.height, grid.width, grid.boundary, _device_key(device), dtype)
+
+
+@functools.lru_cache(maxsize=32)
+@torch.inference_mode(False)  # (as `patterns.pattern_matrix`: usable by autograd later)
+def _cached_interior_mask(boards: int, height: int, width: int, boundary: str, device, dtype) -> torch.Tensor:
+    grid = FlatBoards(boards, height, width, boundary)
     mask = torch.zeros(grid.length, dtype=torch.bool, device=device)
     grid.interior(mask)[...] = True
-    return mask
+    return mask.to(dtype)
 
 
 def _binary_cross_entropy(outputs, targets, output_kind: str, weight=None) -> torch.Tensor:
@@ -236,7 +245,7 @@ class LifeTask(Task):
         codes = grid.codes(alive) if fast is None else fast[0]
         outputs = net.flat_outputs(alive, grid, dropout_generators, codes)
         targets = (self._flat_targets(alive, codes, grid) if fast is None else fast[1]).to(outputs.dtype)
-        weight = _interior_mask(grid, outputs.device).to(outputs.dtype)
+        weight = _interior_mask(grid, outputs.device, outputs.dtype)
         losses = _binary_cross_entropy(outputs, targets, net.output_kind, weight=weight)
         return losses.sum(-1) / (batch * height * width)
 
@@ -266,7 +275,7 @@ class LifeTask(Task):
         state = self._flat_targets(state, first_codes, grid)
         bins_per_replica = 2 * PATTERN_COUNT + 1  # the last one collects the padding
         bins = torch.add(state, first_codes, alpha=2)
-        interior = _interior_mask(grid, boards.device).to(bins.dtype)
+        interior = _interior_mask(grid, boards.device, bins.dtype)
         bins.mul_(interior).add_((1 - interior) * (2 * PATTERN_COUNT))  # (arithmetic: cheaper than masked_fill_)
         bins += torch.arange(0, replicas * bins_per_replica, bins_per_replica, device=bins.device,
                              dtype=bins.dtype).unsqueeze(1)
