@@ -6,8 +6,7 @@ import pytest
 import torch
 
 from overparam.nets.life_conv import LifeConvNet
-from overparam.tasks.life import LifeTask, parse_rule
-from overparam.tasks.life import fast_codes
+from overparam.tasks.life import LifeTask, fast_codes, parse_rule
 from overparam.tasks.life.flatboards import FlatBoards
 
 pytest.importorskip("numba")

@@ -21,7 +21,8 @@ autograd's CPU backward and the numba kernel run on that thread, so another proc
 
 Medians over the measured steps. Then the same module in a raw loop (`bench.raw_loop_seconds_per_step`'s calls)
 and in a `pl.Trainer` built as `job.py` builds it, both timed on the thread's CPU clock: the difference is
-Lightning's own per-step work. The phase split checks itself: its loss equals `training_step`'s on the same seeds.
+Lightning's own per-step work (smallest of `--rounds` alternations each). The phase split checks itself: its loss
+equals `training_step`'s on the same seeds (`split loss error`, 0).
 """
 
 from __future__ import annotations
@@ -233,15 +234,22 @@ def trainer_cpu_seconds(config, steps: int, warmup: int = 3, profile: str | None
     return statistics.median(b - a for a, b in zip(ends[:-1], ends[1:]))
 
 
-def point(m: int, steps: int, replicas: int, seconds: float) -> dict:
+def point(m: int, steps: int, replicas: int, seconds: float, rounds: int = 3) -> dict:
+    """The phases, then `rounds` alternations of raw loop and Trainer: the least disturbed (smallest) median of
+    each is kept, since on a shared machine another process slows even this thread's CPU clock (shared caches,
+    a sibling hyperthread)."""
     config = compose_config(m, steps, replicas, 1)
     phases = phase_seconds(config, seconds)
-    measured = max(20, min(400, round(seconds / max(phases["total"], 1e-4))))
-    raw = raw_loop_cpu_seconds(config, measured)
-    trainer = trainer_cpu_seconds(config, measured)
-    return {"m": m, "steps": steps, "replicas": replicas, "split_loss_error": check_split(config), "phases_ms": {k: v * 1e3 for k, v in phases.items()},
-            "raw_loop_ms": raw * 1e3, "trainer_ms": trainer * 1e3, "lightning_ms": (trainer - raw) * 1e3,
-            "measured_steps": measured}
+    measured = max(20, min(400, round(seconds / rounds / max(phases["total"], 1e-4))))
+    raw_runs, trainer_runs = [], []
+    for _ in range(rounds):
+        raw_runs.append(raw_loop_cpu_seconds(config, measured) * 1e3)
+        trainer_runs.append(trainer_cpu_seconds(config, measured) * 1e3)
+    raw, trainer = min(raw_runs), min(trainer_runs)
+    return {"m": m, "steps": steps, "replicas": replicas, "split_loss_error": check_split(config),
+            "phases_ms": {k: v * 1e3 for k, v in phases.items()},
+            "raw_loop_ms": raw, "trainer_ms": trainer, "lightning_ms": trainer - raw,
+            "raw_loop_runs_ms": raw_runs, "trainer_runs_ms": trainer_runs, "measured_steps": measured}
 
 
 def print_table(points: list[dict]) -> None:
@@ -262,6 +270,7 @@ def main(argv=None) -> list[dict]:
     parser.add_argument("--ms", type=int, nargs="+", default=[1, 5])
     parser.add_argument("--replicas", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=3.0, help="CPU time per measurement (roughly)")
+    parser.add_argument("--rounds", type=int, default=3, help="alternations of raw loop and Trainer (smallest kept)")
     parser.add_argument("--out", default="breakdown.json")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
@@ -274,7 +283,7 @@ def main(argv=None) -> list[dict]:
     points = []
     for steps in args.steps:
         for m in args.ms:
-            points.append(point(m, steps, args.replicas, args.seconds))
+            points.append(point(m, steps, args.replicas, args.seconds, args.rounds))
             print(f"steps={steps} m={m}: {points[-1]['phases_ms']['total']:.2f} ms phases, "
                   f"raw {points[-1]['raw_loop_ms']:.2f}, Trainer {points[-1]['trainer_ms']:.2f}", flush=True)
     print_table(points)

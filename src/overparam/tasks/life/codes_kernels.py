@@ -116,8 +116,8 @@ def _generations(buffer, margin, length, birth, survive, moore, steps, interior,
 
 
 @njit(cache=True)
-def flat_codes_and_targets(alive, birth, survive, moore, steps, interior, wrap, boards, height, width, row, board_length, margin,
-                           codes, targets):
+def flat_codes_and_targets(alive, birth, survive, moore, steps, interior, wrap, boards, height, width, row,
+                           board_length, margin, codes, targets):
     """From flat 0/1 boards `alive [K, L]` (uint8, `FlatBoards.embed`): their codes `codes [K, L]` (int32) and
     the state after `steps` generations `targets [K, L]` (uint8), as `grid.codes(alive)` and
     `LifeTask._flat_targets` give them (padding positions included). `birth`, `survive`: the rule's counts as bits
@@ -128,15 +128,16 @@ def flat_codes_and_targets(alive, birth, survive, moore, steps, interior, wrap, 
     following = np.empty(length, np.uint8)
     for k in range(replicas):
         _copy(alive[k], buffer[margin : margin + length])
-        _generations(buffer, margin, length, birth, survive, moore, steps, interior, wrap, boards, height, width, row, board_length,
-                     rows, codes[k], following)
+        _generations(buffer, margin, length, birth, survive, moore, steps, interior, wrap, boards, height, width, row,
+                     board_length, rows, codes[k], following)
         _copy(buffer[margin : margin + length], targets[k])
 
 
 @njit(cache=True)
 def pattern_target_counts(cells, birth, survive, moore, steps, interior, wrap, row, board_length, margin, counts):
-    """`counts [K, 1040]` (int64, zeros in; the last 16 bins collect padding positions) += how many cells of `cells [K, B, H, W]` (0/1 uint8) have 3x3 pattern
-    c and, `steps` generations later, state t, at index 2c + t: `LifeTask.pattern_target_counts`."""
+    """`counts [K, 1040]` (int64, zeros in) += how many cells of `cells [K, B, H, W]` (0/1 uint8) have 3x3 pattern c
+    and, `steps` generations later, state t, at index 2c + t (`LifeTask.pattern_target_counts`); the last 16 bins
+    collect the padding positions."""
     replicas, boards, height, width = cells.shape
     length = boards * board_length
     buffer = np.zeros(length + 2 * margin, np.uint8)
