@@ -16,4 +16,6 @@ def test_the_phase_split_computes_the_training_steps_loss_and_reports_every_phas
         assert all(ms >= 0 for ms in point["phases_ms"].values())
     # only the flat path (steps > 1) has later blocks, and it makes its targets apart from the codes
     assert points[0]["phases_ms"]["later blocks"] == 0.0 and points[1]["phases_ms"]["later blocks"] > 0.0
-    assert json.loads(out.read_text())["points"] == points
+    written = json.loads(out.read_text())
+    assert written["points"] == points
+    assert set(written["lightning_floor"]) == {"raw_loop_ms", "trainer_ms", "lightning_ms"}

@@ -21,7 +21,8 @@ autograd's CPU backward and the numba kernel run on that thread, so another proc
 
 Medians over the measured steps. Then the same module in a raw loop (`bench.raw_loop_seconds_per_step`'s calls)
 and in a `pl.Trainer` built as `job.py` builds it, both timed on the thread's CPU clock: the difference is
-Lightning's own per-step work (smallest of `--rounds` alternations each). The phase split checks itself: its loss
+Lightning's own per-step work (smallest of `--rounds` alternations each); and the same on a trivial module, the
+part of a step that no faster training step removes. The phase split checks itself: its loss
 equals `training_step`'s on the same seeds (`split loss error`, 0).
 """
 
@@ -234,6 +235,52 @@ def trainer_cpu_seconds(config, steps: int, warmup: int = 3, profile: str | None
     return statistics.median(b - a for a, b in zip(ends[:-1], ends[1:]))
 
 
+def lightning_floor(steps: int = 500, warmup: int = 10) -> dict:
+    """Lightning's per-step cost on a trivial module (one 3-element parameter, Adam), in a Trainer built as for a
+    job, against the same calls in a plain loop: the part of a step no faster training step can remove."""
+    import pytorch_lightning as pl
+
+    from .training import build_trainer
+
+    class Trivial(pl.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.weight = torch.nn.Parameter(torch.zeros(3))
+
+        def training_step(self, batch, batch_index):
+            return (self.weight**2).sum()
+
+        def configure_optimizers(self):
+            return torch.optim.Adam(self.parameters())
+
+    class StepClock(pl.Callback):
+        def __init__(self):
+            self.ends: list[float] = []
+
+        def on_train_batch_end(self, trainer, module, outputs, batch, batch_index):
+            self.ends.append(_now())
+
+    module = Trivial()
+    optimizer, raw = module.configure_optimizers(), []
+    for step in range(warmup + steps):
+        start = _now()
+        optimizer.zero_grad(set_to_none=True)
+        module.training_step(None, 0).backward()
+        optimizer.step()
+        if step >= warmup:
+            raw.append(_now() - start)
+    clock = StepClock()
+    settings = OmegaConf.create({"max_steps": warmup + steps, "progress": "none", "log_every_n_steps": 50,
+                                 "checkpoint_every_n_steps": 0})
+    with tempfile.TemporaryDirectory() as log_dir:
+        build_trainer(settings, torch.device("cpu"), log_dir, callbacks=[clock]).fit(
+            Trivial(), train_dataloaders=range(warmup + steps))
+    ends = clock.ends[warmup:]
+    trainer = statistics.median(b - a for a, b in zip(ends[:-1], ends[1:]))
+    return {"raw_loop_ms": statistics.median(raw) * 1e3, "trainer_ms": trainer * 1e3,
+            "lightning_ms": (trainer - statistics.median(raw)) * 1e3}
+
+
 def point(m: int, steps: int, replicas: int, seconds: float, rounds: int = 3) -> dict:
     """The phases, then `rounds` alternations of raw loop and Trainer: the least disturbed (smallest) median of
     each is kept, since on a shared machine another process slows even this thread's CPU clock (shared caches,
@@ -287,8 +334,11 @@ def main(argv=None) -> list[dict]:
             print(f"steps={steps} m={m}: {points[-1]['phases_ms']['total']:.2f} ms phases, "
                   f"raw {points[-1]['raw_loop_ms']:.2f}, Trainer {points[-1]['trainer_ms']:.2f}", flush=True)
     print_table(points)
+    floor = lightning_floor()
+    print(f"Lightning on a trivial module (one Adam step of 3 numbers): Trainer {floor['trainer_ms']:.3f} ms, "
+          f"raw loop {floor['raw_loop_ms']:.3f} ms per step: {floor['lightning_ms']:.3f} ms is Lightning's own")
     result = {"command": "python -m overparam.breakdown " + " ".join(argv if argv is not None else sys.argv[1:]),
-              "torch": torch.__version__, "points": points}
+              "torch": torch.__version__, "points": points, "lightning_floor": floor}
     Path(args.out).write_text(json.dumps(result, indent=2))
     print(f"wrote {args.out}")
     return points
