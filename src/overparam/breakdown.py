@@ -120,7 +120,7 @@ def split_losses(module, clock: _Clock) -> torch.Tensor:
     outputs.register_hook(clock.hook("backward: loss"))
     targets = (task._flat_targets(alive, codes, grid) if fast is None else fast[1]).to(outputs.dtype)
     clock.lap("targets")
-    weight = _interior_mask(grid, outputs.device).to(outputs.dtype)
+    weight = _interior_mask(grid, outputs.device, outputs.dtype)
     losses = _binary_cross_entropy(outputs, targets, net.output_kind, weight=weight)
     losses = losses.sum(-1) / (batch * height * width)
     clock.lap("loss")
