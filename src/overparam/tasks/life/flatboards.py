@@ -17,6 +17,8 @@ before every 3x3 conv and `interior` drops it at the end.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch.nn import functional as F
 
@@ -58,8 +60,9 @@ class FlatBoards:
         return self.embed(self.interior(x))
 
     def dead_mask(self, x: torch.Tensor) -> torch.Tensor:
-        mask = torch.ones(self.boards, self.height, self.width, dtype=x.dtype, device=x.device)
-        return self.embed(mask)
+        """`[L]` in x's dtype: 1 at real cells, 0 at padding. Made once per (grid, dtype, device) and shared: read
+        it, never write into it."""
+        return _dead_mask(self.boards, self.height, self.width, x.dtype, x.device)
 
     def neighborhoods(self, x: torch.Tensor) -> torch.Tensor:
         """`[K, C, L]` -> `[K, 9 * C, L]`: each position's 3x3 neighborhood, index `offset * C + channel`."""
@@ -81,6 +84,13 @@ class FlatBoards:
         length = self.length
         codes = torch.add(rows[..., :length], rows[..., self.row : self.row + length], alpha=8)
         return codes.add_(rows[..., 2 * self.row :], alpha=64).to(torch.int32)
+
+
+@functools.lru_cache(maxsize=32)
+@torch.inference_mode(False)  # a cached tensor made under inference_mode could not be saved for backward later
+def _dead_mask(boards: int, height: int, width: int, dtype, device) -> torch.Tensor:
+    return FlatBoards(boards, height, width, "dead").embed(torch.ones(boards, height, width, dtype=dtype,
+                                                                      device=device))
 
 
 class _OffsetSlices(torch.autograd.Function):
