@@ -281,6 +281,37 @@ def lightning_floor(steps: int = 500, warmup: int = 10) -> dict:
             "lightning_ms": (trainer - statistics.median(raw)) * 1e3}
 
 
+def kernel_seconds(m: int, replicas: int, repeats: int = 15) -> dict:
+    """CPU seconds of one later block's fused kernel (`overparam.fused_kernels`), forward and backward, on random
+    inputs shaped like the benchmark's batch (128 10 x 10 boards per replica, flat layout): median of `repeats`."""
+    import numpy as np
+
+    from . import fused_kernels
+
+    grid = FlatBoards(128, 10, 10, "dead")
+    length = -(-grid.length // fused_kernels.TILE) * fused_kernels.TILE
+    generator = np.random.default_rng(0)
+    shapes = [(replicas, 9, 2 * m), (replicas, 1, 2 * m), (replicas, 2 * m, m), (replicas, 1, m), (replicas, m, 1),
+              (replicas, 1, 1)]
+    weights = [generator.standard_normal(shape).astype(np.float32) for shape in shapes]
+    x = generator.standard_normal((replicas, length + 2 * grid.margin)).astype(np.float32)
+    grad = generator.standard_normal((replicas, length)).astype(np.float32)
+    offsets = np.array(grid.offsets, dtype=np.int64)
+    forward, backward = fused_kernels.block_kernels(m)
+    out = np.empty((replicas, length), np.float32)
+    forward_times, backward_times = [], []
+    for repeat in range(repeats + 1):
+        start = _now()
+        forward(x, offsets, grid.margin, *weights, 0.0, 1, out)
+        middle = _now()
+        backward(x, offsets, grid.margin, *weights, 0.0, 1, grad, *[np.zeros_like(a) for a in (x, *weights)])
+        if repeat:  # the first call compiles (or loads the compiled kernel)
+            forward_times.append(middle - start)
+            backward_times.append(_now() - middle)
+    return {"m": m, "forward_ms": statistics.median(forward_times) * 1e3,
+            "backward_ms": statistics.median(backward_times) * 1e3}
+
+
 def point(m: int, steps: int, replicas: int, seconds: float, rounds: int = 3) -> dict:
     """The phases, then `rounds` alternations of raw loop and Trainer: the least disturbed (smallest) median of
     each is kept, since on a shared machine another process slows even this thread's CPU clock (shared caches,
@@ -318,6 +349,8 @@ def main(argv=None) -> list[dict]:
     parser.add_argument("--replicas", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=3.0, help="CPU time per measurement (roughly)")
     parser.add_argument("--rounds", type=int, default=3, help="alternations of raw loop and Trainer (smallest kept)")
+    parser.add_argument("--kernel-ms", type=int, nargs="*", default=[],
+                        help="also time the fused later-block kernel alone at these widths m (forward, backward)")
     parser.add_argument("--out", default="breakdown.json")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
@@ -337,8 +370,12 @@ def main(argv=None) -> list[dict]:
     floor = lightning_floor()
     print(f"Lightning on a trivial module (one Adam step of 3 numbers): Trainer {floor['trainer_ms']:.3f} ms, "
           f"raw loop {floor['raw_loop_ms']:.3f} ms per step: {floor['lightning_ms']:.3f} ms is Lightning's own")
+    kernels = [kernel_seconds(m, args.replicas) for m in args.kernel_ms]
+    for row in kernels:
+        print(f"fused kernel, one later block, K={args.replicas}, m={row['m']}: forward {row['forward_ms']:.2f} ms, "
+              f"backward {row['backward_ms']:.2f} ms (CPU)")
     result = {"command": "python -m overparam.breakdown " + " ".join(argv if argv is not None else sys.argv[1:]),
-              "torch": torch.__version__, "points": points, "lightning_floor": floor}
+              "torch": torch.__version__, "points": points, "lightning_floor": floor, "kernel": kernels}
     Path(args.out).write_text(json.dumps(result, indent=2))
     print(f"wrote {args.out}")
     return points
