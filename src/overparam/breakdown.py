@@ -109,10 +109,16 @@ def split_losses(module, clock: _Clock) -> torch.Tensor:
     start = net.layers_per_block
     table = net._run_layers(pattern_matrix(dtype, alive.device).expand(alive.shape[0], -1, -1), 0, start)
     table.register_hook(clock.hook("backward: lookup"))
-    x = lookup(table, codes)
+    fused_path = fused.fused_blocks_apply(net, table)
+    if fused_path and net.boundary == "dead":  # `fused.later_blocks_from_table`, with its lookup timed apart
+        x = fused._LookupRefreshed.apply(table[:, 0], codes, grid.dead_mask(table))
+    else:
+        x = lookup(table, codes)
     clock.lap("first block")
     x.register_hook(clock.hook("backward: later blocks"))
-    if fused.fused_blocks_apply(net, x):
+    if fused_path and net.boundary == "dead":
+        outputs = fused._blocks(net, x, grid, refreshed=True)[:, 0]
+    elif fused_path:
         outputs = fused.later_blocks(net, x, grid)[:, 0]
     else:
         outputs = net._run_layers(x, start, len(net.layers), grid, module.dropout_generators)[:, 0]

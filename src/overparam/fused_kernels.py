@@ -206,3 +206,23 @@ def block_kernels(m: int):
                 input_gradients(k, base, offsets, w1, g1, gx)
 
     return forward, backward
+
+
+@njit(cache=True)
+def lookup_refreshed(table, codes, mask, out):
+    """out[k, p] = table[k, codes[k, p]] * mask[p]: the first block's output looked up by code and its padding
+    zeroed (`LifeConvNet`'s lookup, then `FlatBoards.refresh` on the dead boundary), in one pass."""
+    replicas, length = codes.shape
+    for k in range(replicas):
+        for p in range(length):
+            out[k, p] = table[k, codes[k, p]] * mask[p]
+
+
+@njit(cache=True)
+def lookup_refreshed_backward(grad, codes, mask, table_grad):
+    """table_grad [K, 512] (zeros in) += the gradient of `lookup_refreshed`, position by position in order: the
+    order of torch's `index_add_`, which the plain lookup's backward is."""
+    replicas, length = codes.shape
+    for k in range(replicas):
+        for p in range(length):
+            table_grad[k, codes[k, p]] += grad[k, p] * mask[p]
