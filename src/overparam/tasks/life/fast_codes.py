@@ -10,7 +10,6 @@ Results are integers, equal bit for bit either way (tests/test_fast_codes.py).
 
 from __future__ import annotations
 
-import functools
 import os
 
 import torch
@@ -36,15 +35,6 @@ def _load(device):
     return _kernels or None
 
 
-@functools.lru_cache(maxsize=16)
-def _interior(boards: int, height: int, width: int, boundary: str) -> torch.Tensor:
-    """uint8 `[L]`: 1 at real cells, 0 at padding (a constant of the grid, made once)."""
-    grid = FlatBoards(boards, height, width, boundary)
-    mask = torch.zeros(grid.length, dtype=torch.uint8)
-    grid.interior(mask)[...] = 1
-    return mask
-
-
 def rule_bits(rule: Rule) -> tuple[int, int, bool]:
     """(birth, survive, moore): bit n of birth / survive set when n live neighbors make a dead cell born / a live
     one survive; whether the neighborhood is Moore's (8 neighbors) or von Neumann's (4)."""
@@ -61,7 +51,7 @@ def pattern_target_counts(cells: torch.Tensor, rule: Rule, steps: int, boundary:
     grid = FlatBoards(boards, height, width, boundary)
     counts = torch.zeros(replicas, 1040, dtype=torch.int64)  # 16 spare bins for padding positions
     kernels.pattern_target_counts(cells.contiguous().numpy(), *rule_bits(rule), steps,
-                                  _interior(boards, height, width, boundary).numpy(), boundary == "wrap", grid.row,
+                                  grid.interior_mask(torch.uint8).numpy(), boundary == "wrap", grid.row,
                                   grid.board_length, grid.margin, counts.numpy())
     return counts[:, :1024].reshape(replicas, 512, 2).float()
 
@@ -74,7 +64,7 @@ def flat_codes_and_targets(alive: torch.Tensor, grid: FlatBoards, rule: Rule, st
         return None
     codes = torch.empty(alive.shape, dtype=torch.int32)
     targets = torch.empty(alive.shape, dtype=torch.uint8)
-    interior = _interior(grid.boards, grid.height, grid.width, grid.boundary)
+    interior = grid.interior_mask(torch.uint8)
     kernels.flat_codes_and_targets(alive.contiguous().numpy(), *rule_bits(rule), steps, interior.numpy(),
                                    grid.boundary == "wrap", grid.boards, grid.height, grid.width, grid.row,
                                    grid.board_length, grid.margin, codes.numpy(), targets.numpy())

@@ -6,7 +6,6 @@ Plain torch: a net is anything mapping `[K, B, H, W]` boards to `[K, B, H, W]` l
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import ClassVar, Protocol, runtime_checkable
@@ -19,7 +18,7 @@ from ..base import Task
 from ..sampling import EpochSampler
 from . import fast_codes
 from .flatboards import FlatBoards
-from .patterns import PATTERN_COUNT, _device_key, rule_table
+from .patterns import PATTERN_COUNT, rule_table
 from .rules import BOUNDARIES, NEIGHBORHOODS, Rule, blocks_for, parse_rule
 from .simulate import fair_coin_boards, life_run, sample_boards
 
@@ -46,18 +45,8 @@ def _density(key, value) -> None:
 
 
 def _interior_mask(grid: FlatBoards, device, dtype=torch.bool) -> torch.Tensor:
-    """`[L]`: 1 (True) at the flat positions of real cells, 0 at padding and wrap's ring. A constant of the grid,
-    made once per (grid, device, dtype) and shared, so no training step rebuilds it: read it, never write into it."""
-    return _cached_interior_mask(grid.boards, grid.height, grid.width, grid.boundary, _device_key(device), dtype)
-
-
-@functools.lru_cache(maxsize=32)
-@torch.inference_mode(False)  # (as `patterns.pattern_matrix`: usable by autograd later)
-def _cached_interior_mask(boards: int, height: int, width: int, boundary: str, device, dtype) -> torch.Tensor:
-    grid = FlatBoards(boards, height, width, boundary)
-    mask = torch.zeros(grid.length, dtype=torch.bool, device=device)
-    grid.interior(mask)[...] = True
-    return mask.to(dtype)
+    """`[L]`: 1 (True) at the flat positions of real cells (not padding, nor wrap's ring); shared, read only."""
+    return grid.interior_mask(dtype, device)
 
 
 def _binary_cross_entropy(outputs, targets, output_kind: str, weight=None) -> torch.Tensor:
