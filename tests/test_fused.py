@@ -69,3 +69,27 @@ def test_the_plain_path_runs_where_the_kernel_does_not_apply(monkeypatch):
     assert not fused.fused_blocks_apply(dropout.train(), x) and fused.fused_blocks_apply(dropout.eval(), x)
     monkeypatch.setenv(fused.FUSED_ENV, "0")
     assert not fused.fused_blocks_apply(LifeConvNet(2, 2, 2), x)
+
+
+def test_the_lookup_fused_with_the_refresh_gives_the_same_bits(monkeypatch):
+    """Dead boundary: `later_blocks_from_table` (lookup and refresh in one numba pass) against `later_blocks` on the
+    torch lookup: outputs and the table's gradient equal bit for bit (same products, same order of additions)."""
+    from overparam.nets.life_conv import lookup
+
+    net = LifeConvNet(len(SEEDS), blocks=3, m_factor=2)
+    net.reset_parameters(SEEDS)
+    grid = FlatBoards(9, 7, 6, "dead")
+    boards = (torch.rand(len(SEEDS), 9, 7, 6, generator=torch.Generator().manual_seed(3)) < 0.5).to(torch.uint8)
+    codes = grid.codes(grid.embed(boards))
+    results = []
+    for fused_lookup in (True, False):
+        table = torch.randn(len(SEEDS), 1, 512, generator=torch.Generator().manual_seed(4), requires_grad=True)
+        if fused_lookup:
+            outputs = fused.later_blocks_from_table(net, table, codes, grid)
+        else:
+            outputs = fused.later_blocks(net, lookup(table, codes), grid)
+        (outputs * torch.linspace(-1.0, 2.0, outputs.shape[-1])).sum().backward()
+        results.append((outputs.detach(), table.grad))
+    (fused_outputs, fused_grad), (torch_outputs, torch_grad) = results
+    assert torch.equal(fused_outputs, torch_outputs) and torch.equal(fused_grad, torch_grad)
+    assert bool((torch_grad != 0).sum() > 100)  # most patterns occur and get a gradient

@@ -166,9 +166,12 @@ class LifeConvNet(ReplicaNet):
         else:
             start = self.layers_per_block if self.blocks > 1 else len(self.layers)
             table = self._run_layers(pattern_matrix(dtype, alive.device).expand(alive.shape[0], -1, -1), 0, start)
-            x = lookup(table, grid.codes(alive) if codes is None else codes)
-            if start < len(self.layers) and fused.fused_blocks_apply(self, x):  # the one hook (overparam.fused)
-                return fused.later_blocks(self, x, grid)[:, 0]
+            codes = grid.codes(alive) if codes is None else codes
+            if start < len(self.layers) and fused.fused_blocks_apply(self, table):  # the one hook (overparam.fused)
+                if self.boundary == "dead":  # with the lookup and the refresh in one pass
+                    return fused.later_blocks_from_table(self, table, codes, grid)[:, 0]
+                return fused.later_blocks(self, lookup(table, codes), grid)[:, 0]
+            x = lookup(table, codes)
         return self._run_layers(x, start, len(self.layers), grid, dropout_generators)[:, 0]
 
     def pattern_outputs(self) -> torch.Tensor | None:

@@ -17,6 +17,8 @@ before every 3x3 conv and `interior` drops it at the end.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch.nn import functional as F
 
@@ -58,8 +60,17 @@ class FlatBoards:
         return self.embed(self.interior(x))
 
     def dead_mask(self, x: torch.Tensor) -> torch.Tensor:
-        mask = torch.ones(self.boards, self.height, self.width, dtype=x.dtype, device=x.device)
-        return self.embed(mask)
+        """`[L]` in x's dtype: 1 at real cells, 0 at padding (dead boundary). Shared: read it, never write into it."""
+        return FlatBoards(self.boards, self.height, self.width, "dead").interior_mask(x.dtype, x.device)
+
+    def interior_mask(self, dtype=torch.bool, device="cpu") -> torch.Tensor:
+        """`[L]`: 1 (True) at the flat positions of real cells, 0 at padding and wrap's ring. A constant of the
+        grid, made once per (grid, dtype, device) and shared, so no training step rebuilds it: read it, never
+        write into it."""
+        device = torch.device(device)
+        if device.type == "cuda" and device.index is None:  # one key per GPU
+            device = torch.device("cuda", torch.cuda.current_device())
+        return _interior_mask(self.boards, self.height, self.width, self.boundary, dtype, device)
 
     def neighborhoods(self, x: torch.Tensor) -> torch.Tensor:
         """`[K, C, L]` -> `[K, 9 * C, L]`: each position's 3x3 neighborhood, index `offset * C + channel`."""
@@ -81,6 +92,15 @@ class FlatBoards:
         length = self.length
         codes = torch.add(rows[..., :length], rows[..., self.row : self.row + length], alpha=8)
         return codes.add_(rows[..., 2 * self.row :], alpha=64).to(torch.int32)
+
+
+@functools.lru_cache(maxsize=32)
+@torch.inference_mode(False)  # a cached tensor made under inference_mode could not be saved for backward later
+def _interior_mask(boards: int, height: int, width: int, boundary: str, dtype, device) -> torch.Tensor:
+    grid = FlatBoards(boards, height, width, boundary)
+    mask = torch.zeros(grid.length, dtype=torch.bool, device=device)
+    grid.interior(mask)[...] = True
+    return mask.to(dtype)
 
 
 class _OffsetSlices(torch.autograd.Function):

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 
 import torch
 
 from .flatboards import FlatBoards
-from .patterns import rule_table
+from .patterns import _device_key, rule_table
 from .rules import BOUNDARIES, Rule, parse_rule
 
 
@@ -84,7 +85,14 @@ def fair_coin_boards(generators: Sequence[torch.Generator], count: int, size: in
          for g in generators]
     )
     # Unpacked by one lookup per byte in a table of its 8 bits, as one int64: fewer passes than shift-and-mask.
-    byte_bits = ((torch.arange(256, device=device).unsqueeze(-1) >> torch.arange(8, device=device)) & 1)
-    byte_bits = byte_bits.to(torch.uint8).view(torch.int64).reshape(256)
+    byte_bits = _byte_bits(_device_key(device))
     bits = byte_bits.index_select(0, drawn.view(torch.uint8).reshape(-1).to(torch.int32)).view(torch.uint8)
     return bits.reshape(len(generators), -1)[:, :cells].reshape(len(generators), count, size, size)
+
+
+@functools.lru_cache(maxsize=8)
+@torch.inference_mode(False)
+def _byte_bits(device) -> torch.Tensor:
+    """`[256]` int64 whose 8 bytes are the 8 bits of its index (lowest first). Made once per device and shared."""
+    byte_bits = (torch.arange(256, device=device).unsqueeze(-1) >> torch.arange(8, device=device)) & 1
+    return byte_bits.to(torch.uint8).view(torch.int64).reshape(256)

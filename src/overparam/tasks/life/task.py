@@ -16,6 +16,7 @@ from torch.nn import functional as F
 from ...config import Check, ConfigError, choice, fail, integer, is_number, number, optional
 from ..base import Task
 from ..sampling import EpochSampler
+from . import fast_codes
 from .flatboards import FlatBoards
 from .patterns import PATTERN_COUNT, rule_table
 from .rules import BOUNDARIES, NEIGHBORHOODS, Rule, blocks_for, parse_rule
@@ -43,11 +44,9 @@ def _density(key, value) -> None:
     fail(key, value, "must be a probability in [0, 1] or a range [low, high] with 0 <= low <= high <= 1")
 
 
-def _interior_mask(grid: FlatBoards, device) -> torch.Tensor:
-    """`[L]` bool: True at the flat positions of real cells (not padding, nor wrap's ring)."""
-    mask = torch.zeros(grid.length, dtype=torch.bool, device=device)
-    grid.interior(mask)[...] = True
-    return mask
+def _interior_mask(grid: FlatBoards, device, dtype=torch.bool) -> torch.Tensor:
+    """`[L]`: 1 (True) at the flat positions of real cells (not padding, nor wrap's ring); shared, read only."""
+    return grid.interior_mask(dtype, device)
 
 
 def _binary_cross_entropy(outputs, targets, output_kind: str, weight=None) -> torch.Tensor:
@@ -231,10 +230,11 @@ class LifeTask(Task):
         replicas, batch, height, width = boards.shape
         grid = FlatBoards(batch, height, width, self.boundary)
         alive = _embed_cells(grid, boards)
-        codes = grid.codes(alive)
+        fast = fast_codes.flat_codes_and_targets(alive, grid, self.rule, self.steps)
+        codes = grid.codes(alive) if fast is None else fast[0]
         outputs = net.flat_outputs(alive, grid, dropout_generators, codes)
-        targets = self._flat_targets(alive, codes, grid).to(outputs.dtype)
-        weight = _interior_mask(grid, outputs.device).to(outputs.dtype)
+        targets = (self._flat_targets(alive, codes, grid) if fast is None else fast[1]).to(outputs.dtype)
+        weight = _interior_mask(grid, outputs.device, outputs.dtype)
         losses = _binary_cross_entropy(outputs, targets, net.output_kind, weight=weight)
         return losses.sum(-1) / (batch * height * width)
 
@@ -253,6 +253,10 @@ class LifeTask(Task):
         uint8 boards are taken to be 0/1 (as `train_cells` makes them). Counted in the flat layout, where codes
         and states are contiguous: padding positions go to a spare bin per replica instead of being cut out.
         """
+        cells = boards if boards.dtype == torch.uint8 else (boards != 0).to(torch.uint8)
+        fast = fast_codes.pattern_target_counts(cells, self.rule, self.steps, self.boundary)
+        if fast is not None:  # the same counts in one numba pass (overparam.tasks.life.fast_codes)
+            return fast
         replicas, batch, height, width = boards.shape
         grid = FlatBoards(batch, height, width, self.boundary)
         state = _embed_cells(grid, boards)
@@ -260,7 +264,7 @@ class LifeTask(Task):
         state = self._flat_targets(state, first_codes, grid)
         bins_per_replica = 2 * PATTERN_COUNT + 1  # the last one collects the padding
         bins = torch.add(state, first_codes, alpha=2)
-        interior = _interior_mask(grid, boards.device).to(bins.dtype)
+        interior = _interior_mask(grid, boards.device, bins.dtype)
         bins.mul_(interior).add_((1 - interior) * (2 * PATTERN_COUNT))  # (arithmetic: cheaper than masked_fill_)
         bins += torch.arange(0, replicas * bins_per_replica, bins_per_replica, device=bins.device,
                              dtype=bins.dtype).unsqueeze(1)
