@@ -41,6 +41,13 @@ def test_cuda_mode_without_a_gpu_fails_with_one_clear_line(tmp_path, capsys):
     assert not (tmp_path / "bench.json").exists()
 
 
+def test_cuda_graphs_on_cpu_fail_with_one_clear_line(tmp_path):
+    with pytest.raises(SystemExit) as exit_info:
+        bench.main(["--cuda-graphs", "--quick", "--out", str(tmp_path / "bench.json")])
+    assert str(exit_info.value.code) == "overparam.bench: --cuda-graphs needs --device cuda (got --device cpu)"
+    assert not (tmp_path / "bench.json").exists()
+
+
 def test_timing_on_cuda_synchronizes_only_between_groups_of_steps(monkeypatch):
     """The CUDA timing path, driven on CPU: steps run in groups of 5 between two synchronizations."""
     calls = []

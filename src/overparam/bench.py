@@ -1,6 +1,6 @@
 """Speed of the replica-batched training path, measured against Firner's plain loop in the same run.
 
-    python -m overparam.bench [--quick] [--out bench.json] [--threads 1] [--device cpu|cuda]
+    python -m overparam.bench [--quick] [--out bench.json] [--threads 1] [--device cpu|cuda] [--cuda-graphs]
 
 Every figure is a ratio to something measured in this process a moment earlier, because the machine is
 shared: (a) the reference, one Game of Life net trained by a plain PyTorch loop (nn.Conv2d, Adam, BCE,
@@ -186,6 +186,21 @@ def trainer_seconds_per_step(config, warmup: int = 2, device="cpu") -> float:
     return statistics.median(b - a for a, b in zip(ends[:-1], ends[1:]))
 
 
+def graphed_seconds_per_step(config, seconds: float, device) -> tuple[float | None, str | None]:
+    """The module's step replayed as a CUDA graph (`overparam.cuda_graphs`), or why it cannot be."""
+    from .cuda_graphs import GraphedStep, unavailable_reason
+    from .training import build_module
+
+    module = build_module(config).to(device)
+    module.setup("fit")
+    optimizer = module.configure_optimizers()
+    reason = unavailable_reason(module, optimizer, device)
+    if reason:
+        return None, reason
+    graphed = GraphedStep(module, optimizer)
+    return _timed(graphed.step, seconds, device=device), None
+
+
 def overparam_point(m: int, steps: int, replicas: int, seconds: float, raw_loop: bool, device="cpu") -> dict:
     """Trainer time per step; with `raw_loop` also the same module's raw-loop time (Lightning's overhead)."""
     probe = compose_config(m, steps, replicas, 1)
@@ -253,7 +268,7 @@ def thread_policy(m: int, steps: int, replicas: int, seconds: float) -> list[dic
 
 
 def run(ms, steps_list, replicas_list, seconds, mlp_size, mlp_batch, threads, overhead_replicas, policy,
-        device="cpu", keep_memory=True) -> dict:
+        device="cpu", keep_memory=True, cuda_graphs=False) -> dict:
     torch.set_num_threads(threads)
     malloc = "glibc defaults"
     if keep_memory and torch.device(device).type == "cpu":
@@ -286,6 +301,10 @@ def run(ms, steps_list, replicas_list, seconds, mlp_size, mlp_batch, threads, ov
                     "overparam_effective_gflops": flops / per_replica / 1e6,
                     "overparam_step_ms": point["trainer_ms"],
                 })
+                if cuda_graphs:
+                    graphed, why_not = graphed_seconds_per_step(compose_config(m, steps, replicas, 1), seconds, device)
+                    rows[-1].update(graph_ms_per_replica_step=graphed * 1e3 / replicas if graphed else None,
+                                    graph_unavailable=why_not)
                 if replicas == overhead_replicas:
                     overhead = {"m": m, "steps": steps, "replicas": replicas, "raw_loop_ms": point["raw_loop_ms"],
                                 "trainer_ms": point["trainer_ms"],
@@ -297,6 +316,8 @@ def run(ms, steps_list, replicas_list, seconds, mlp_size, mlp_batch, threads, ov
                 row.update(reference_ms_per_step=reference, reference_ms_runs=reference_runs,
                            ratio=reference / row["overparam_ms_per_replica_step"],
                            reference_gflops=flops / reference / 1e6)
+                if row.get("graph_ms_per_replica_step"):
+                    row["graph_ratio"] = reference / row["graph_ms_per_replica_step"]
                 result["points"].append(row)
                 print(_point_line(row, peak), flush=True)
     if mlp_size:
@@ -338,6 +359,11 @@ def print_table(result: dict) -> None:
         print(f"{r['steps']:>5} {r['m']:>3} {r['replicas']:>5}   {r['reference_ms_per_step']:17.2f}   "
               f"{r['overparam_ms_per_replica_step']:25.3f}   {r['ratio']:5.1f}   {r['reference_gflops']:11.2f}   "
               f"{r['overparam_effective_gflops']:12.1f}")
+    for r in result["points"]:
+        if "graph_unavailable" in r:
+            graphed = (f"{r['graph_ms_per_replica_step']:.4f} ms/replica-step, ratio {r['graph_ratio']:.1f}x"
+                       if r.get("graph_ratio") else f"not captured: {r['graph_unavailable']}")
+            print(f"CUDA graph steps={r['steps']} m={r['m']} K={r['replicas']}: {graphed}")
     for o in result["lightning_overhead"]:
         print(f"Lightning overhead steps={o['steps']} m={o['m']} K={o['replicas']}: "
               f"raw loop {o['raw_loop_ms']:.2f} ms, "
@@ -362,6 +388,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--mlp-size", type=int, help="MLP width (default 4096; 0 skips it)")
     parser.add_argument("--no-thread-policy", action="store_true", help="skip the 1-vs-2-threads, idle-vs-busy runs")
     parser.add_argument("--device", default="cpu", help="cpu, or cuda / cuda:N: both sides on that GPU")
+    parser.add_argument("--cuda-graphs", action="store_true",
+                        help="with --device cuda: also time the step replayed as a CUDA graph (overparam.cuda_graphs)")
     parser.add_argument("--default-malloc", action="store_true",
                         help="leave glibc's malloc settings as they are (jobs set them; see devices.keep_freed_memory)")
     args = parser.parse_args(argv)
@@ -371,6 +399,8 @@ def main(argv=None) -> dict:
                  f"(torch {torch.__version__}, CUDA build: {torch.version.cuda or 'none'})")
     if device.type not in ("cpu", "cuda"):
         sys.exit(f"overparam.bench: --device {args.device}: only cpu and cuda are supported")
+    if args.cuda_graphs and device.type != "cuda":
+        sys.exit(f"overparam.bench: --cuda-graphs needs --device cuda (got --device {args.device})")
     # Lightning's per-fit banners and "fewer batches than log_every_n_steps" warnings would bury the table.
     for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
         logging.getLogger(name).setLevel(logging.ERROR)
@@ -384,7 +414,7 @@ def main(argv=None) -> dict:
     overhead_replicas = 32 if 32 in replicas_list else max(replicas_list)
     policy = None if (quick or args.no_thread_policy or device.type == "cuda") else (5, 1, 32)
     result = run(ms, steps_list, replicas_list, seconds, mlp_size, 500, args.threads, overhead_replicas, policy,
-                 device, keep_memory=not args.default_malloc)
+                 device, keep_memory=not args.default_malloc, cuda_graphs=args.cuda_graphs)
     result["command"] = "python -m overparam.bench " + " ".join(argv if argv is not None else sys.argv[1:])
     Path(args.out).write_text(json.dumps(result, indent=2))
     print(f"wrote {args.out}")
