@@ -29,7 +29,7 @@ def test_the_captured_body_trains_as_the_modules_own_step(overrides):
     body, body_optimizer = module_and_optimizer(overrides)
     for _ in range(3):
         own_optimizer.zero_grad(set_to_none=True)
-        own.training_step(None, 0).backward()
+        own.step_loss().backward()
         own_optimizer.step()
         body_optimizer.zero_grad(set_to_none=True)
         inputs, targets = body.task.train_batch(body.data_generators, body.device)

@@ -132,7 +132,7 @@ def compose_config(m: int, steps: int, replicas: int, max_steps: int):
 
 
 def raw_loop_seconds_per_step(config, seconds: float, warmup: int = 2, min_steps: int = 5, device="cpu") -> float:
-    """The module's own training_step, backward and optimizer step, with no Trainer around them."""
+    """The module's own step_loss, backward and optimizer step, with no Trainer around them."""
     from .training import build_module
 
     module = build_module(config).to(device)
@@ -142,7 +142,7 @@ def raw_loop_seconds_per_step(config, seconds: float, warmup: int = 2, min_steps
 
     def step():
         optimizer.zero_grad(set_to_none=True)
-        module.training_step(None, 0).backward()
+        module.step_loss().backward()
         if not cuda:  # outside a Trainer global_step stays 0: on CUDA this check would sync every step, not every 50th
             module.on_before_optimizer_step(optimizer)
         optimizer.step()

@@ -14,7 +14,7 @@ autograd's CPU backward and the numba kernel run on that thread, so another proc
 - targets: the rule applied `steps` times (deeper nets; one-step nets count them under counts; with the numba
   codes kernel, `overparam.tasks.life.fast_codes`, they are made with the codes and counted there)
 - loss: BCE and its per-replica sum
-- module: the rest of `ReplicaModule.training_step` (alive mask, logging check, masked sum)
+- module: the rest of `ReplicaModule.step_loss` (alive mask, logging check, masked sum)
 - backward, split by gradient hooks into: loss, later blocks, first-block lookup, first block (pattern net and
   the gradient accumulation into the parameters)
 - zero_grad, divergence check (`on_before_optimizer_step`), optimizer step
@@ -23,7 +23,7 @@ Medians over the measured steps. Then the same module in a raw loop (`bench.raw_
 and in a `pl.Trainer` built as `job.py` builds it, both timed on the thread's CPU clock: the difference is
 Lightning's own per-step work (smallest of `--rounds` alternations each); and the same on a trivial module, the
 part of a step that no faster training step removes. The phase split checks itself: its loss
-equals `training_step`'s on the same seeds (`split loss error`, 0).
+equals `step_loss`'s on the same seeds (`split loss error`, 0).
 """
 
 from __future__ import annotations
@@ -142,11 +142,11 @@ def phase_seconds(config, seconds: float, warmup: int = 3) -> dict:
     optimizer = module.configure_optimizers()
     task = module.task
 
-    def losses_of(clock):  # `training_step` with the task's call replaced by the split one
+    def losses_of(clock):  # `step_loss` with the task's call replaced by the split one
         original = task.training_losses
         task.training_losses = lambda *args: split_losses(module, clock)
         try:
-            return module.training_step(None, 0)
+            return module.step_loss()
         finally:
             task.training_losses = original
 
@@ -174,7 +174,7 @@ def phase_seconds(config, seconds: float, warmup: int = 3) -> dict:
 
 
 def check_split(config) -> float:
-    """|split loss - training_step loss| on the same seeds: 0 when the split runs the task's own computation."""
+    """|split loss - step_loss| on the same seeds: 0 when the split runs the task's own computation."""
     from .training import build_module
 
     losses = []
@@ -190,7 +190,7 @@ def check_split(config) -> float:
 
 
 def raw_loop_cpu_seconds(config, steps: int, warmup: int = 3) -> float:
-    """Median CPU seconds per step of `training_step`, backward, divergence check, optimizer step: no Trainer."""
+    """Median CPU seconds per step of `step_loss`, backward, divergence check, optimizer step: no Trainer."""
     from .training import build_module
 
     module = build_module(config)
@@ -200,7 +200,7 @@ def raw_loop_cpu_seconds(config, steps: int, warmup: int = 3) -> float:
     for step in range(warmup + steps):
         start = _now()
         optimizer.zero_grad(set_to_none=True)
-        module.training_step(None, 0).backward()
+        module.step_loss().backward()
         module.on_before_optimizer_step(optimizer)
         optimizer.step()
         if step >= warmup:
@@ -246,14 +246,15 @@ def lightning_floor(steps: int = 500, warmup: int = 10) -> dict:
     job, against the same calls in a plain loop: the part of a step no faster training step can remove."""
     import pytorch_lightning as pl
 
+    from .module import LeanStep
     from .training import build_trainer
 
-    class Trivial(pl.LightningModule):
+    class Trivial(LeanStep):  # the same step machinery as ReplicaModule
         def __init__(self):
             super().__init__()
             self.weight = torch.nn.Parameter(torch.zeros(3))
 
-        def training_step(self, batch, batch_index):
+        def step_loss(self):
             return (self.weight**2).sum()
 
         def configure_optimizers(self):
@@ -271,7 +272,7 @@ def lightning_floor(steps: int = 500, warmup: int = 10) -> dict:
     for step in range(warmup + steps):
         start = _now()
         optimizer.zero_grad(set_to_none=True)
-        module.training_step(None, 0).backward()
+        module.step_loss().backward()
         optimizer.step()
         if step >= warmup:
             raw.append(_now() - start)

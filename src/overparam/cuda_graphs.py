@@ -44,7 +44,7 @@ def capturable(optimizer: torch.optim.Optimizer, params) -> torch.optim.Optimize
 
 def step_body(module: ReplicaModule, optimizer: torch.optim.Optimizer, inputs: torch.Tensor,
               targets: torch.Tensor) -> torch.Tensor:
-    """The part of `ReplicaModule.training_step` + backward + optimizer step that a graph can hold: no host reads,
+    """The part of `ReplicaModule.step_loss` + backward + optimizer step that a graph can hold: no host reads,
     no generator. Returns the replicas' losses `[K]`."""
     losses = module.task.replica_losses(module.net(inputs), targets, module.net.output_kind)
     module.alive &= torch.isfinite(losses)

@@ -3,6 +3,7 @@ the benchmark, so the benchmark times exactly what a job runs."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -14,6 +15,11 @@ from .convergence import stop_callbacks
 from .module import ReplicaModule
 from .progress import ProgressLog
 from .seeds import replica_seeds
+
+# ReplicaModule writes its optimization step out (module.LeanStep); Lightning then warns that a checkpoint holds
+# the state after the step. So it does in automatic mode too: checkpoints are taken at the end of a batch, and a
+# resumed job ends where an uninterrupted one ends (tests/test_reliability.py, test_trainer_options.py).
+warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual optimization")
 
 DEFAULT_PRECISION = "32-true"
 
