@@ -99,23 +99,24 @@ class CriticalWidthSweeper(Sweeper):
                 if result is None or result.get("status") != "ok":
                     why = (result or {}).get("error", "no result.json")
                     stopped[index] = {"all targets": f"job {folder} did not finish ({why})"}
-        tallies = self._tallies(sweep_dir, combinations, curves)
+        # Every exit from the loop comes before that round's launch, so its tallies are the final ones.
         self._print_summary(combinations, tallies, stopped, settings, used, rounds)
         return None
 
+    def _given(self, combination: list[str], key: str):
+        """`key`'s value in the combination's last `key=` override, else in the config."""
+        given = [o.split("=", 1)[1] for o in combination if o.split("=", 1)[0] == key]
+        return int(given[-1]) if given else OmegaConf.select(self.config, key, default=None)
+
     def _start_seed(self, combination: list[str]) -> int:
-        """The seed of the combination's first job: its own `seed=` override, else the config's."""
-        given = [o for o in combination if o.split("=", 1)[0] == self.seed_key]
-        if given:
-            return int(given[-1].split("=", 1)[1])
-        return int(OmegaConf.select(self.config, self.seed_key, default=0) or 0)
+        """The seed of the combination's first job."""
+        return int(self._given(combination, self.seed_key) or 0)
 
     def _job(self, combination: list[str], width: int, seed: int) -> list[str]:
         """The job's overrides: the combination, the width, the search's job size (left out when it is the config's
         own, so a grid's folders are the search's) and, from the second job at a width on, seed + k."""
         others = [o for o in combination if o.split("=", 1)[0] not in (self.seed_key, self.trials_key)]
-        given = [o for o in combination if o.split("=", 1)[0] == self.trials_key]
-        configured = int(given[-1].split("=", 1)[1]) if given else OmegaConf.select(self.config, self.trials_key)
+        configured = self._given(combination, self.trials_key)
         trials = [] if self.settings.trials == configured else [f"{self.trials_key}={self.settings.trials}"]
         seed_override = [f"{self.seed_key}={self._start_seed(combination) + seed}"] if seed else []
         return others + [f"{self.key}={width}"] + trials + seed_override
