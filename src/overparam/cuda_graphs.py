@@ -47,8 +47,7 @@ def step_body(module: ReplicaModule, optimizer: torch.optim.Optimizer, inputs: t
     """The part of `ReplicaModule.step_loss` + backward + optimizer step that a graph can hold: no host reads,
     no generator. Returns the replicas' losses `[K]`."""
     losses = module.task.replica_losses(module.net(inputs), targets, module.net.output_kind)
-    module.alive &= torch.isfinite(losses)
-    torch.where(module.alive, losses, torch.zeros_like(losses)).sum().backward()
+    module.live_loss_sum(losses).backward()
     optimizer.step()
     return losses.detach()
 

@@ -100,7 +100,7 @@ class ReplicaModule(LeanStep):
     def step_loss(self) -> torch.Tensor:
         """The summed loss of the live replicas on a fresh batch; logs every `log_every` steps."""
         losses = self.task.training_losses(self.net, self.data_generators, self.dropout_generators, self.device)
-        self.alive &= torch.isfinite(losses)
+        total = self.live_loss_sum(losses)
         self.last_losses = losses.detach()
         if self.global_step % self.log_every == 0 and self.logger is not None:
             alive_losses = losses.detach()[self.alive]
@@ -112,6 +112,12 @@ class ReplicaModule(LeanStep):
                 },
                 step=self.global_step,
             )
+        return total
+
+    def live_loss_sum(self, losses: torch.Tensor) -> torch.Tensor:
+        """The sum of the replicas' losses `[K]` over those still alive; a replica whose loss is not finite is
+        marked diverged first, so it drops out of this step's gradient and every later one."""
+        self.alive &= torch.isfinite(losses)
         return torch.where(self.alive, losses, torch.zeros_like(losses)).sum()
 
     def on_before_optimizer_step(self, optimizer) -> None:
