@@ -8,7 +8,7 @@ import torch
 
 from overparam.config import compose
 from overparam.cuda_graphs import GraphedStep, capturable, step_body, unavailable_reason
-from overparam.training import build_module
+from overparam.training import build_hand_driven
 
 CONFIGS = [["task.steps=1", "model.m_factor=2", "task.batch_size=8"],
            ["task.steps=2", "model.m_factor=2", "task.batch_size=8"],
@@ -16,9 +16,7 @@ CONFIGS = [["task.steps=1", "model.m_factor=2", "task.batch_size=8"],
 
 
 def module_and_optimizer(overrides, device="cpu"):
-    module = build_module(compose([*overrides, "trials=3"])).to(device)
-    module.setup("fit")
-    return module, module.configure_optimizers()
+    return build_hand_driven(compose([*overrides, "trials=3"]), device)
 
 
 @pytest.mark.parametrize("overrides", CONFIGS)

@@ -133,12 +133,10 @@ def compose_config(m: int, steps: int, replicas: int, max_steps: int):
 
 def raw_loop_seconds_per_step(config, seconds: float, warmup: int = 2, min_steps: int = 5, device="cpu") -> float:
     """The module's own step_loss, backward and optimizer step, with no Trainer around them."""
-    from .training import build_module
+    from .training import build_hand_driven
 
-    module = build_module(config).to(device)
+    module, optimizer = build_hand_driven(config, device)
     cuda = torch.device(device).type == "cuda"
-    module.setup("fit")
-    optimizer = module.configure_optimizers()
 
     def step():
         optimizer.zero_grad(set_to_none=True)
@@ -189,11 +187,9 @@ def trainer_seconds_per_step(config, warmup: int = 2, device="cpu") -> float:
 def graphed_seconds_per_step(config, seconds: float, device) -> tuple[float | None, str | None]:
     """The module's step replayed as a CUDA graph (`overparam.cuda_graphs`), or why it cannot be."""
     from .cuda_graphs import GraphedStep, unavailable_reason
-    from .training import build_module
+    from .training import build_hand_driven
 
-    module = build_module(config).to(device)
-    module.setup("fit")
-    optimizer = module.configure_optimizers()
+    module, optimizer = build_hand_driven(config, device)
     reason = unavailable_reason(module, optimizer, device)
     if reason:
         return None, reason

@@ -135,11 +135,9 @@ def split_losses(module, clock: _Clock) -> torch.Tensor:
 
 def phase_seconds(config, seconds: float, warmup: int = 3) -> dict:
     """Median CPU seconds per phase of a training step, over about `seconds` of steps."""
-    from .training import build_module
+    from .training import build_hand_driven
 
-    module = build_module(config)
-    module.setup("fit")
-    optimizer = module.configure_optimizers()
+    module, optimizer = build_hand_driven(config)
     task = module.task
 
     def losses_of(clock):  # `step_loss` with the task's call replaced by the split one
@@ -191,11 +189,9 @@ def check_split(config) -> float:
 
 def raw_loop_cpu_seconds(config, steps: int, warmup: int = 3) -> float:
     """Median CPU seconds per step of `step_loss`, backward, divergence check, optimizer step: no Trainer."""
-    from .training import build_module
+    from .training import build_hand_driven
 
-    module = build_module(config)
-    module.setup("fit")
-    optimizer = module.configure_optimizers()
+    module, optimizer = build_hand_driven(config)
     durations = []
     for step in range(warmup + steps):
         start = _now()

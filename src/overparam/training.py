@@ -32,6 +32,14 @@ def build_module(config) -> ReplicaModule:
     return ReplicaModule(task, net, seeds, build_optimizer(config.optim), log_every=config.trainer.log_every_n_steps)
 
 
+def build_hand_driven(config, device="cpu") -> tuple[ReplicaModule, torch.optim.Optimizer]:
+    """The module and its optimizer for a loop driven by hand, outside a Trainer (benchmarks, the step breakdown,
+    the CUDA-graph step): on `device`, its data and dropout generators made as `fit` would make them."""
+    module = build_module(config).to(device)
+    module.setup("fit")
+    return module, module.configure_optimizers()
+
+
 def build_trainer(trainer_config, device: torch.device, log_dir: str | Path,
                   checkpoint_dir: str | Path | None = None, callbacks: list[pl.Callback] = ()) -> pl.Trainer:
     """The Trainer for `trainer_config` on `device`: TensorBoard logs in `log_dir/tensorboard`, the periodic
