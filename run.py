@@ -8,17 +8,15 @@ from omegaconf import DictConfig
 
 @hydra.main(config_path="conf", config_name="config", version_base="1.3")
 def main(config: DictConfig) -> float | None:
-    from overparam.entry import run_from_hydra
+    from overparam.jobs.entry import run_from_hydra
 
     return run_from_hydra(config)
 
 
 if __name__ == "__main__":
-    from overparam.config import register_schemas
-    from overparam.devices import register_resolvers
-    from overparam.preflight import preflight
+    from overparam.config.preflight import preflight
+    from overparam.jobs.devices import register_resolvers
 
-    register_schemas()  # conf/task/*.yaml and conf/model/*.yaml extend their classes' schemas
     register_resolvers()  # ${overparam.n_jobs:...} in conf/hydra/launcher/local_gpus.yaml
 
     preflight(sys.argv[1:])  # every job's config is validated before the first one starts

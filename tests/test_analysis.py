@@ -2,6 +2,7 @@
 
 import copy
 import json
+import re
 import types
 
 import numpy as np
@@ -9,14 +10,15 @@ import pytest
 import torch
 
 from helpers import TINY, run_py
-from overparam.analysis.export import export_replica, import_replica, load_replica, save_replica
-from overparam.analysis.hessian import ReplicaHessian, hessian_batch, spectrum_summary
-from overparam.analysis.lottery import prune
-from overparam.analysis.units import permute_units
-from overparam.analysis.walk import align, fixed_set_losses, solution_like, walk, walk_set
-from overparam.nets.life_conv import LifeConvNet
+from overparam.analysis.hessian import ReplicaHessian, spectrum_summary, task_loss
+from overparam.config.validate import ConfigError
+from overparam.nets.export import load_replica, save_replica
+from overparam.stats import wilson_interval
 from overparam.tasks.life import LifeTask, parse_rule
-from overparam.validate import ConfigError
+from overparam.tasks.life.analysis.pruning import prune
+from overparam.tasks.life.analysis.units import permute_units
+from overparam.tasks.life.analysis.walk import align, fixed_set_losses, solution_like, walk, walk_set
+from overparam.tasks.life.net import LifeConvNet
 
 VON_NEUMANN = parse_rule("B3/S23", "von_neumann")
 
@@ -42,24 +44,24 @@ def test_exported_replica_gives_the_replica_outputs(tmp_path, layout, boundary, 
     boards = (torch.rand(3, 4, 7, 6, generator=torch.Generator().manual_seed(0)) < 0.5).float()
     expected = net(boards)
     for replica in range(3):
-        module = load_replica(save_replica(export_replica(net, replica), tmp_path / f"r{replica}.pt"))
+        module = load_replica(save_replica(net.export_replica(replica), tmp_path / f"r{replica}.pt"))
         assert type(module) is torch.nn.Sequential
-        torch.testing.assert_close(module(boards[replica].unsqueeze(1))[:, 0], expected[replica], atol=1e-5, rtol=0)
+        torch.testing.assert_close(module(boards[replica]), expected[replica], atol=1e-5, rtol=0)
     other = _random_net(layout, boundary, activation, head)
     with torch.no_grad():
         for layer in other.layers:
             layer.weight.normal_()
-    import_replica(export_replica(net, 1), other, 1)
+    other.import_replica(net.export_replica(1), 1)
     torch.testing.assert_close(other(boards)[1], expected[1], atol=1e-5, rtol=0)
 
 
 def test_a_transposed_kernel_would_be_caught():
     net = _random_net("firner", "dead", "relu", "sigmoid", blocks=1)
-    module = export_replica(net, 0)
+    module = net.export_replica(0)
     with torch.no_grad():
-        module[0].weight.copy_(module[0].weight.transpose(2, 3).clone())
+        module[1].weight.copy_(module[1].weight.transpose(2, 3).clone())
     boards = (torch.rand(3, 4, 6, 6, generator=torch.Generator().manual_seed(1)) < 0.5).float()
-    assert not torch.allclose(module(boards[0].unsqueeze(1))[:, 0], net(boards)[0], atol=1e-3)
+    assert not torch.allclose(module(boards[0]), net(boards)[0], atol=1e-3)
 
 
 def test_aligned_walk_from_the_solution_to_itself_is_flat_at_its_loss():
@@ -91,15 +93,16 @@ def test_walk_loss_matches_nn_bceloss_on_boards():
                                atol=1e-5, rtol=1e-5)
 
 
-SPECTRUM = types.SimpleNamespace(boards=16, seed=3, top_k=5, lanczos_steps=25, probes=4, zero_tolerance=1e-4,
+SPECTRUM = types.SimpleNamespace(examples=16, seed=3, top_k=5, lanczos_steps=25, probes=4, zero_tolerance=1e-4,
                                  outlier_fraction=0.1, dense_limit=0)
 
 
 def test_hessian_matches_the_dense_autograd_hessian():
     task = LifeTask(rule=VON_NEUMANN)
     net = _random_net("firner", "dead", "leaky_relu", "sigmoid", replicas=1, blocks=1, m=1)
-    inputs, targets = hessian_batch(task, SPECTRUM)
-    hessian = ReplicaHessian(export_replica(net, 0), inputs, targets, "logits")
+    inputs, targets, weights = task.fixed_batch(0, SPECTRUM.seed, SPECTRUM.examples)
+    assert weights is None and inputs.shape == (1, 16, 10, 10)
+    hessian = ReplicaHessian(net.export_replica(0), inputs[0], task_loss(task, targets, None, "logits"))
     assert hessian.size == 25
     dense = torch.autograd.functional.hessian(hessian.loss, hessian.point).numpy()
     np.testing.assert_allclose(hessian.operator() @ np.eye(25), dense, atol=1e-5)
@@ -134,13 +137,18 @@ def test_pruning_stops_at_two_units_for_a_two_run_rule():
     assert prune(net, 0, task, 0, None, 0)[0] == 2
 
 
-def test_analysis_keys_are_checked():
-    with pytest.raises(ConfigError, match="analysis.walk.points=0"):
-        from overparam.analysis.config import check_analysis
+@pytest.mark.parametrize(("overrides", "said"), [
+    (["analysis=walk", "analysis.walk.points=0"], "analysis.walk.points=0: must be an integer >= 1"),
+    (["analysis=walk", "+analysis.walk.pointz=3"], "analysis.walk.pointz is not a config key"),
+    (["analysis=walk", "task=jamming", "model=mlp"], "analysis.walk (LossWalk) cannot run here: needs task=life"),
+    (["analysis=lottery", "task=jamming", "model=mlp"], "needs model=life_conv (a LifeConvNet), got ReplicaMLP"),
+    (["analysis=walk", "task.rule=B36/S23", "model.m_factor=1"], "model.m_factor=1: analysis.walk needs"),
+])
+def test_analysis_settings_and_fit_are_checked_before_any_job(overrides, said):
+    from overparam.config.preflight import check
 
-        check_analysis({"analysis": {"walk": {"points": 0}}, "model": {"name": "life_conv"}})
-    with pytest.raises(ConfigError, match="analysis.walk.pointz is not a config key"):
-        check_analysis({"analysis": {"walk": {"pointz": 3}}, "model": {"name": "life_conv"}})
+    with pytest.raises(ConfigError, match=re.escape(said)):
+        check(overrides)
 
 
 def test_a_job_without_analysis_has_no_analysis_keys(tmp_path):
@@ -156,21 +164,21 @@ def test_a_job_without_analysis_has_no_analysis_keys(tmp_path):
 def test_a_tiny_job_with_every_analysis_records_every_field(tmp_path):
     run_py(*TINY, "experiment=firner", "analysis=why", "trials=2", "trainer.max_steps=40", "model.m_factor=2",
            "model.presolve=true",
-           "analysis.walk.boards=10", "analysis.hessian.boards=4", "analysis.lottery.baseline_trials=2",
+           "analysis.walk.boards=10", "analysis.hessian.examples=4",
            "trainer.keep_checkpoints=true", "trainer.checkpoint_every_n_steps=20", f"hydra.run.dir={tmp_path}")
     result = json.loads((tmp_path / "result.json").read_text())
     # the checkpoint's replicas, exported, score what the job recorded
     from omegaconf import OmegaConf
 
-    from overparam.analysis.export import net_from_checkpoint
-    from overparam.build import build_task
+    from overparam.core.build import build_task
+    from overparam.jobs.checkpoints import net_from_checkpoint
 
     net = net_from_checkpoint(tmp_path / "checkpoints" / "last.ckpt", result["config"])
     task = build_task(OmegaConf.create(result["config"]).task)
     for replica in range(2):
-        module = export_replica(net, replica)
+        module = net.export_replica(replica)
         def predict(boards, module=module):
-            outputs = module(boards[0].unsqueeze(1))[:, 0].unsqueeze(0)
+            outputs = module(boards[0]).unsqueeze(0)
             return torch.sigmoid(outputs) if net.output_kind == "logits" else outputs
 
         scored = task.evaluate(predict, 1, "cpu")
@@ -183,15 +191,14 @@ def test_a_tiny_job_with_every_analysis_records_every_field(tmp_path):
         assert key in row, key
     assert row["prune_width"] == 1  # presolved: the solution in the first units, the rest stays unused
     assert len(row["walk_profile"]) == 51
-    for key in ("rewind_success_rate", "rewind_ci_low", "reinit_success_rate", "baseline_success_rate",
-                "baseline_ci_high"):
-        assert key in result, key
+    assert result["pooling"]["rates"] == ["rewind_success", "reinit_success"]
+    assert "walk_barrier" in result["pooling"]["by_outcome"] and "rewind_width" in result
     assert (tmp_path / "walks.png").exists() and (tmp_path / "hessian.png").exists()
 
 
 @pytest.mark.parametrize("neighborhood", ["von_neumann", "moore"])
 def test_firners_hand_solution_is_exact_in_one_step(neighborhood):
-    from overparam.analysis.lottery import exact
+    from overparam.tasks.life.analysis.pruning import exact
 
     task = LifeTask(rule=parse_rule("B3/S23", neighborhood), test_boards=200)
     net = LifeConvNet(2, 1, 3, "leaky_relu", normalize=True)
@@ -201,15 +208,15 @@ def test_firners_hand_solution_is_exact_in_one_step(neighborhood):
 
 
 def test_report_pools_successful_and_failed_replicas_apart():
-    from overparam.analysis.pooling import pooled_columns
+    from overparam.report.pooling import pooled_columns
 
     rows = [{"success": True, "walk_barrier": 1.0, "rewind_success": True},
             {"success": True, "walk_barrier": 3.0, "rewind_success": False},
             {"success": False, "walk_barrier": 10.0}]
-    pooled = pooled_columns(rows, {"baseline_successes": 1, "baseline_trials": 4})
+    pooled = pooled_columns(rows, {"by_outcome": ["walk_barrier"], "rates": ["rewind_success"]})
     assert pooled["walk_barrier_mean_success"] == 2.0 and pooled["walk_barrier_mean_failed"] == 10.0
-    assert pooled["rewind_success_rate"] == 0.5 and pooled["rewind_trials"] == 2
-    assert pooled["baseline_success_rate"] == 0.25
+    assert pooled["rewind_success_rate"] == 0.5 and pooled["rewind_success_trials"] == 2
+    assert (pooled["rewind_success_ci_low"], pooled["rewind_success_ci_high"]) == wilson_interval(1, 2)
     assert pooled_columns([{"success": True}], {}) == {}
 
 
@@ -223,8 +230,8 @@ def test_exported_mlp_replica_gives_the_replica_outputs():
     inputs = torch.randn(3, 8, 5, generator=torch.Generator().manual_seed(0))
     expected = net(inputs)
     for replica in range(3):
-        torch.testing.assert_close(export_replica(net, replica)(inputs[replica]), expected[replica])
+        torch.testing.assert_close(net.export_replica(replica)(inputs[replica]), expected[replica])
     other = ReplicaMLP(3, 5, 4, hidden=[6, 7], activation="prelu")
     other.reset_parameters([5, 6, 7])
-    import_replica(export_replica(net, 2), other, 2)
+    other.import_replica(net.export_replica(2), 2)
     torch.testing.assert_close(other(inputs)[2], expected[2])

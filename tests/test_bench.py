@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from overparam import bench
+from overparam.perf import bench
 
 
 def test_quick_benchmark_writes_ratios(tmp_path):
@@ -44,7 +44,7 @@ def test_cuda_mode_without_a_gpu_fails_with_one_clear_line(tmp_path, capsys):
 def test_cuda_graphs_on_cpu_fail_with_one_clear_line(tmp_path):
     with pytest.raises(SystemExit) as exit_info:
         bench.main(["--cuda-graphs", "--quick", "--out", str(tmp_path / "bench.json")])
-    assert str(exit_info.value.code) == "overparam.bench: --cuda-graphs needs --device cuda (got --device cpu)"
+    assert str(exit_info.value.code) == "overparam.perf.bench: --cuda-graphs needs --device cuda (got --device cpu)"
     assert not (tmp_path / "bench.json").exists()
 
 

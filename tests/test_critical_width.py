@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from helpers import ROOT
-from overparam.critical_width import SearchSettings, WidthTally, plan
-from overparam.validate import ConfigError
+from overparam.config.validate import ConfigError
+from overparam.search.planner import SearchSettings, WidthTally, plan
 
 APP = ROOT / "tests" / "known_answer" / "app.py"
 TRUE_M50 = 6.0  # the app's default truth.m50 (slope 4 in log m)
@@ -27,7 +27,7 @@ def run_app(sweep_dir: Path, *overrides, wait=True, report=True, job_seconds=0.0
     args = [sys.executable, str(APP), "-m", "hydra/sweeper=critical_width", f"hydra.sweep.dir={sweep_dir}",
             "hydra.sweeper.high=40", *overrides]
     if report:
-        args.append("+hydra.callbacks.report._target_=overparam.callbacks.SweepReport")
+        args.append("+hydra.callbacks.report._target_=overparam.report.hydra_callback.SweepReport")
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "HYDRA_FULL_ERROR": "0",
            "KNOWN_ANSWER_JOB_SECONDS": str(job_seconds)}
     if not wait:
@@ -90,7 +90,7 @@ def test_plan_stops_when_pinned_adds_jobs_where_an_interval_straddles_and_says_w
 def test_reused_replicas_cover_the_search_jobs_they_contain():
     """A grid job's 16 replicas (seed 0) contain the search's first 4-replica job at that width (seed 0, replicas
     0-3), so the search's next job there is its second (seed 1), and no replica counts twice."""
-    from overparam.critical_width import add_result, mark_jobs
+    from overparam.search.planner import add_result, mark_jobs
     from overparam.seeds import replica_seeds
 
     grid = {"per_replica": [{"seed": s, "success": i % 2 == 0} for i, s in enumerate(replica_seeds(0, 16))]}
@@ -108,7 +108,7 @@ def test_simulated_search_on_a_step_in_success_spends_exactly_the_bracketing_job
     4-replica job whose interval is clear of 0.5 at once, so the search stops pinned between 4 and 5 after 24."""
     import numpy as np
 
-    from overparam.search_simulation import simulate_search
+    from overparam.search.simulation import simulate_search
 
     rates = {1: 0.0, 5: 1.0}
     outcome = simulate_search(rates, SearchSettings(low=1, high=8, trials=4), np.random.default_rng(0))
@@ -232,7 +232,7 @@ def test_report_command_rebuilds_the_same_thresholds_from_the_files_alone(basic_
 # ----- run.py's preflight knows the search --------------------------------------------------------------
 
 def test_preflight_checks_the_bounds_of_every_combination_not_a_misread_grid():
-    from overparam.preflight import jobs_of
+    from overparam.config.preflight import jobs_of
 
     jobs = jobs_of(["-m", "hydra/sweeper=critical_width", "task.steps=1,2", "hydra.sweeper.high=9"])
     widths = sorted((next(o for o in job if o.startswith("task.steps=")), next(o for o in job if "m_factor" in o))

@@ -1,4 +1,4 @@
-"""The CUDA-graph step (overparam.cuda_graphs): on CPU, that its captured body is the module's own step and that it
+"""The CUDA-graph step (overparam.perf.cuda_graphs): on CPU, that its captured body is the module's own step and that it
 says why a step cannot be captured; on a GPU (`-m gpu`), that replaying the graph trains as the eager step does."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from overparam.config import compose
-from overparam.cuda_graphs import GraphedStep, capturable, step_body, unavailable_reason
-from overparam.training import build_hand_driven
+from overparam.core.build import build_hand_driven
+from overparam.perf.cuda_graphs import GraphedStep, capturable, step_body, unavailable_reason
 
 CONFIGS = [["task.steps=1", "model.m_factor=2", "task.batch_size=8"],
            ["task.steps=2", "model.m_factor=2", "task.batch_size=8"],
@@ -26,10 +26,7 @@ def test_the_captured_body_trains_as_the_modules_own_step(overrides):
     own, own_optimizer = module_and_optimizer(overrides)
     body, body_optimizer = module_and_optimizer(overrides)
     for _ in range(3):
-        own_optimizer.zero_grad(set_to_none=True)
-        own.step_loss().backward()
-        own_optimizer.step()
-        body_optimizer.zero_grad(set_to_none=True)
+        own.train_step(own_optimizer)
         inputs, targets = body.task.train_batch(body.data_generators, body.device)
         losses = step_body(body, body_optimizer, inputs, targets)
     assert losses.shape == (3,)
@@ -66,7 +63,6 @@ def test_replaying_the_graph_trains_as_the_eager_body_does(overrides):
     eager_optimizer = capturable(eager_optimizer, eager_module.net.parameters())
     graphed = GraphedStep(graphed_module, optimizer)  # its warm-up steps train too: the eager side runs as many
     for _ in range(3 + 5):
-        eager_optimizer.zero_grad(set_to_none=True)
         inputs, targets = eager_module.task.train_batch(eager_module.data_generators, eager_module.device)
         step_body(eager_module, eager_optimizer, inputs, targets)
     for _ in range(5):

@@ -9,11 +9,12 @@ import torch
 
 from conftest import compose
 from helpers import TINY
-from overparam import devices
-from overparam.checkpoints import STAMP, CheckpointDeviceMismatch
-from overparam.job import run
+from overparam.jobs import devices
+from overparam.jobs.checkpoints import STAMP, CheckpointDeviceMismatch
+from overparam.jobs.identity import is_done
+from overparam.jobs.job import run
+from overparam.jobs.results import RESULT_FILE, read_result, write_result
 from overparam.report import load_results, swept_keys
-from overparam.results import RESULT_FILE, is_done, read_result, write_result
 from overparam.tasks.life import LifeTask, parse_rule
 
 

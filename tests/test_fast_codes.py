@@ -1,13 +1,15 @@
-"""The numba codes/targets/counts kernels (overparam.tasks.life.fast_codes) give the torch path's integers exactly."""
+"""The numba codes/targets/counts kernels (tasks.life.kernels.codes) give the torch path's integers exactly."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from overparam.nets.life_conv import LifeConvNet
-from overparam.tasks.life import LifeTask, fast_codes, parse_rule
+from overparam.tasks.life import LifeTask, parse_rule
 from overparam.tasks.life.flatboards import FlatBoards
+from overparam.tasks.life.kernels import SWITCH
+from overparam.tasks.life.kernels import codes as fast_codes
+from overparam.tasks.life.net import LifeConvNet
 
 pytest.importorskip("numba")
 RULES = [("B3/S23", "moore"), ("B36/S125", "moore"), ("B2/S0", "von_neumann")]
@@ -80,5 +82,5 @@ def test_the_switch_and_other_dtypes_give_the_torch_path(monkeypatch):
     rule = parse_rule("B3/S23", "moore")
     assert fast_codes.pattern_target_counts(boards, rule, 1, "dead") is not None
     assert fast_codes.pattern_target_counts(boards.float(), rule, 1, "dead") is None  # uint8 only
-    monkeypatch.setenv(fast_codes.FAST_ENV, "0")
+    monkeypatch.setenv(SWITCH, "0")
     assert fast_codes.pattern_target_counts(boards, rule, 1, "dead") is None

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from overparam.nets.life_conv import LifeConvNet
 from overparam.tasks.life import LifeTask, life_run, parse_rule
+from overparam.tasks.life.net import LifeConvNet
 from overparam.tasks.life.simulate import fair_coin_boards
 
 

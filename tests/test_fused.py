@@ -1,22 +1,24 @@
-"""The fused kernel of later Life blocks (overparam.fused) against the plain path: same outputs, same gradients."""
+"""The fused kernel of later Life blocks (tasks.life.kernels.blocks) against the plain path: same outputs and
+gradients."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from overparam import fused
-from overparam.nets.life_conv import LifeConvNet
 from overparam.seeds import replica_generator
 from overparam.tasks.life import LifeTask, parse_rule
 from overparam.tasks.life.flatboards import FlatBoards
+from overparam.tasks.life.kernels import SWITCH
+from overparam.tasks.life.kernels import blocks as fused
+from overparam.tasks.life.net import LifeConvNet
 
 pytest.importorskip("numba")
 SEEDS = [11, 12, 13]
 
 
 def _outputs_and_gradients(net, boards, boundary, fused_on, monkeypatch):
-    monkeypatch.setenv(fused.FUSED_ENV, "1" if fused_on else "0")
+    monkeypatch.setenv(SWITCH, "1" if fused_on else "0")
     net.zero_grad()
     grid = FlatBoards(boards.shape[1], boards.shape[2], boards.shape[3], boundary)
     outputs = net.flat_outputs(grid.embed(boards), grid)
@@ -46,7 +48,7 @@ def test_a_training_step_is_the_same_fused_or_plain(monkeypatch):
     task = LifeTask(parse_rule("B3/S23", "moore"), steps=2, batch_size=16)
     results = []
     for fused_on in (False, True):
-        monkeypatch.setenv(fused.FUSED_ENV, "1" if fused_on else "0")
+        monkeypatch.setenv(SWITCH, "1" if fused_on else "0")
         net = LifeConvNet(len(SEEDS), blocks=2, m_factor=3, activation="leaky_relu")
         net.reset_parameters(SEEDS)
         generators = [replica_generator(seed, "data") for seed in SEEDS]
@@ -67,14 +69,14 @@ def test_the_plain_path_runs_where_the_kernel_does_not_apply(monkeypatch):
     assert not fused.fused_blocks_apply(LifeConvNet(2, 2, 2), x.double())
     dropout = LifeConvNet(2, 3, 2, normalize=True, dropout=0.4)
     assert not fused.fused_blocks_apply(dropout.train(), x) and fused.fused_blocks_apply(dropout.eval(), x)
-    monkeypatch.setenv(fused.FUSED_ENV, "0")
+    monkeypatch.setenv(SWITCH, "0")
     assert not fused.fused_blocks_apply(LifeConvNet(2, 2, 2), x)
 
 
 def test_the_lookup_fused_with_the_refresh_gives_the_same_bits(monkeypatch):
     """Dead boundary: `later_blocks_from_table` (lookup and refresh in one numba pass) against `later_blocks` on the
     torch lookup: outputs and the table's gradient equal bit for bit (same products, same order of additions)."""
-    from overparam.nets.life_conv import lookup
+    from overparam.tasks.life.net import lookup
 
     net = LifeConvNet(len(SEEDS), blocks=3, m_factor=2)
     net.reset_parameters(SEEDS)

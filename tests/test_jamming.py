@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from conftest import compose
-from overparam.build import build_net, build_task
+from overparam.config.validate import ConfigError, validate
+from overparam.core.build import build_net, build_task
 from overparam.seeds import replica_generator, replica_seeds
 from overparam.tasks.jamming import JammingTask, margin_deficits, quadratic_hinge, random_points
-from overparam.validate import ConfigError, validate
 
 JAMMING = ["task=jamming", "model=mlp", "model.hidden=[1,1]", "trainer.precision=64-true", "trainer.progress=none"]
 
@@ -88,7 +88,7 @@ def test_the_presets_validate():
 
 
 def test_a_wide_net_fits_and_a_narrow_one_jams_and_the_job_stops_when_settled(tmp_path):
-    from overparam.job import run
+    from overparam.jobs.job import run
 
     common = [*JAMMING, "task.points=60", "task.dimension=5", "trials=4", "optim.lr=0.01",
               "trainer.max_steps=3000", "trainer.stop_when_loss_change_below=0.001", "trainer.stop_window_steps=200"]
@@ -103,8 +103,8 @@ def test_a_wide_net_fits_and_a_narrow_one_jams_and_the_job_stops_when_settled(tm
 def test_a_replica_fits_the_same_points_the_same_way_among_others_or_alone():
     import pytorch_lightning as pl
 
-    from overparam.build import build_optimizer
-    from overparam.module import ReplicaModule
+    from overparam.core.build import build_optimizer
+    from overparam.core.module import ReplicaModule
 
     config = compose([*JAMMING, "task.points=30", "task.dimension=4", "model.m_factor=3"])
     seeds = replica_seeds(0, 3)

@@ -9,9 +9,9 @@ from tensorboard.plugins.hparams import plugin_data_pb2
 
 from conftest import compose
 from helpers import TINY
-from overparam.hparams import job_hparams, overridden_keys
-from overparam.job import run
-from overparam.results import read_result
+from overparam.jobs.hparams import job_hparams, overridden_keys
+from overparam.jobs.job import run
+from overparam.jobs.results import read_result
 
 
 def test_overridden_keys_are_config_keys_in_command_line_order():
@@ -57,7 +57,7 @@ def test_the_header_says_the_test_density_when_it_differs(job):
 def test_the_header_and_table_of_another_task_show_its_own_keys_and_metrics(tmp_path):
     """No Life keys where they mean nothing: a jamming job states its points and dimension, and its per-replica
     table has the columns its evaluation gives."""
-    from overparam.job import run
+    from overparam.jobs.job import run
 
     config = compose(["task=jamming", "model=mlp", "model.hidden=[1,1]", "task.points=20", "task.dimension=3",
                       "trials=2", "trainer.max_steps=20", "trainer.progress=none"])

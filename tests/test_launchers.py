@@ -23,9 +23,9 @@ import torch
 from omegaconf import OmegaConf
 
 from helpers import ROOT, TINY
-from overparam import devices
 from overparam.config import compose
-from overparam.results import identity
+from overparam.jobs import devices
+from overparam.jobs.identity import identity
 
 # Work that must not be compared between two runs of the same job: where and when it ran.
 RUN_FACTS = ("wall_seconds", "started_at", "finished_at", "pid", "host", "device", "threads", "resumed_from_step",
@@ -106,7 +106,7 @@ def test_threads_of_one_process_never_share_a_fake_gpu_either(tmp_path):
 def test_a_gpu_held_by_a_killed_job_is_free_again(tmp_path):
     holder = subprocess.Popen(
         [sys.executable, "-c",
-         "import sys, time; sys.path.insert(0, sys.argv[1]); from overparam.devices import DeviceLocks;"
+         "import sys, time; sys.path.insert(0, sys.argv[1]); from overparam.jobs.devices import DeviceLocks;"
          "lease = DeviceLocks(['only-gpu'], sys.argv[2]).acquire(); print('held', flush=True); time.sleep(60)",
          str(ROOT / "src"), str(tmp_path)],
         stdout=subprocess.PIPE, text=True,
@@ -245,7 +245,7 @@ def test_submitit_local_sweep_aggregates_and_a_preempted_job_is_requeued_and_res
     # The same job, uninterrupted, in this process: the resumed job must end exactly where it ends.
     config = compose([*job_overrides, "model.m_factor=2"])
     assert identity(OmegaConf.to_container(config, resolve=True)) == identity(requeued["config"])
-    from overparam.job import run
+    from overparam.jobs.job import run
 
     uninterrupted = run(config, tmp_path / "uninterrupted")
     assert uninterrupted["resumed_from_step"] is None

@@ -11,9 +11,10 @@ from omegaconf import OmegaConf
 
 import overparam
 from overparam.config import compose
-from overparam.metrics import pooled_r2
+from overparam.config.validate import ConfigError, validate
 from overparam.nets.mlp import ReplicaMLP
 from overparam.seeds import replica_generator, replica_seed
+from overparam.stats import pooled_r2
 from overparam.tasks.maxcut import qubo as maxcut
 from overparam.tasks.maxcut.qubo import (
     adjacency_from_edges,
@@ -26,7 +27,6 @@ from overparam.tasks.maxcut.qubo import (
     random_graph_edges,
 )
 from overparam.tasks.maxcut.task import MaxCutTask
-from overparam.validate import ConfigError, validate
 
 
 def brute_force_cut(edges, assignment) -> int:
@@ -253,7 +253,7 @@ def test_the_mlp_counts_a_sum_of_layers_and_keeps_replicas_apart():
 
 
 def test_a_linear_net_learns_the_adjacency_matrix_end_to_end(tmp_path):
-    from overparam.job import run
+    from overparam.jobs.job import run
 
     config = compose([
         "task=maxcut", "model=mlp", "optim=sgd", "optim.lr=0.5", "optim.momentum=0.9",

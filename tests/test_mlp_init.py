@@ -2,8 +2,8 @@
 
 import torch
 
+from overparam.jobs.identity import identity
 from overparam.nets.mlp import ReplicaMLP
-from overparam.results import identity
 from overparam.seeds import replica_seeds
 
 
@@ -33,6 +33,6 @@ def test_a_replica_starts_the_same_among_others_or_alone():
 def test_the_default_start_is_unchanged_and_keeps_earlier_results_valid():
     seeds = replica_seeds(0, 2)
     assert torch.count_nonzero(make(seeds, init="uniform").layers[0].bias) > 0
-    with_key = {"model": {"m_factor": 2, "init": "uniform"}}
-    assert identity(with_key) == identity({"model": {"m_factor": 2}})
-    assert identity({"model": {"m_factor": 2, "init": "orthogonal"}}) != identity({"model": {"m_factor": 2}})
+    mlp = {"_target_": "overparam.nets.mlp.ReplicaMLP", "m_factor": 2}
+    assert identity({"model": {**mlp, "init": "uniform"}}) == identity({"model": mlp})  # written before `init`
+    assert identity({"model": {**mlp, "init": "orthogonal"}}) != identity({"model": mlp})

@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from conftest import compose
+from overparam.config.validate import ConfigError, validate
 from overparam.seeds import replica_generator, replica_seeds
 from overparam.tasks import mnist1d as task_module
 from overparam.tasks.mnist1d import MNIST1DTask, mnist1d_dataset, noisy_labels
-from overparam.validate import ConfigError, validate
 
 SMALL = {"samples": 500, "train_split": 0.8}  # 400 train + 100 test: quick to generate
 
@@ -109,7 +109,7 @@ def test_the_presets_validate():
 
 
 def test_a_small_job_runs_and_a_wide_net_fits_the_noisy_labels(cache, tmp_path):
-    from overparam.job import run
+    from overparam.jobs.job import run
 
     result = run(compose(["task=mnist1d", "model=mlp", "model.hidden=[1,1]", "model.m_factor=64", "optim=sgd",
                           "trials=2", f"task.cache_dir={cache}", "task.samples=300", "task.batch_size=30",

@@ -5,9 +5,9 @@ import itertools
 import pytest
 import torch
 
-from overparam.nets.life_conv import LifeConvNet
 from overparam.nets.replica import ACTIVATIONS
 from overparam.tasks.life import life_run, parse_rule, sample_boards
+from overparam.tasks.life.net import LifeConvNet
 from overparam.tasks.life.rules import NEIGHBOR_INDICES, blocks_for
 
 

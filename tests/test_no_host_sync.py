@@ -13,9 +13,9 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
-from overparam import fused
 from overparam.config import compose
-from overparam.training import build_module
+from overparam.core.build import build_module
+from overparam.tasks.life.kernels import SWITCH
 
 HOST_READS = ("item", "tolist", "cpu", "numpy", "__bool__", "__int__", "__float__", "__index__")
 
@@ -26,7 +26,7 @@ class HostReadGuard(pl.Callback):
         self.originals = {name: getattr(torch.Tensor, name) for name in HOST_READS}
 
     def on_train_start(self, trainer, module):
-        module.host_check_every_step = False  # as on a GPU
+        module.check_on_host = False  # as on a GPU
 
     def on_train_batch_start(self, trainer, module, batch, batch_index):
         if batch_index == 0:  # step 0 is a log step
@@ -51,7 +51,7 @@ class HostReadGuard(pl.Callback):
 
 @pytest.mark.parametrize("steps, m_factor", [(1, 2), (2, 2), (2, 1)])
 def test_training_steps_between_log_steps_never_read_device_values(steps, m_factor, tmp_path, monkeypatch):
-    monkeypatch.setenv(fused.FUSED_ENV, "0")  # the numba kernel is CPU-only (numpy views): the GPU runs the plain path
+    monkeypatch.setenv(SWITCH, "0")  # the numba kernel is CPU-only (numpy views): the GPU runs the plain path
     config = compose([f"task.steps={steps}", f"model.m_factor={m_factor}", "trials=3", "task.batch_size=8",
                       "trainer.max_steps=6", "trainer.log_every_n_steps=50"])
     guard = HostReadGuard()

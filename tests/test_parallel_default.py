@@ -5,10 +5,10 @@ from __future__ import annotations
 from omegaconf import OmegaConf
 
 from helpers import TINY, run_py
-from overparam import devices
 from overparam.config import compose
-from overparam.results import read_result
-from overparam.schedule import estimated_cost, longest_first
+from overparam.jobs import devices
+from overparam.jobs.results import read_result
+from overparam.search.schedule import estimated_cost, longest_first
 
 
 def _cost(*overrides) -> float:

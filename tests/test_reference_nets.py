@@ -8,9 +8,9 @@ import pytest
 import torch
 from torch import nn
 
-from overparam.nets.life_conv import LifeConvNet
 from overparam.nets.replica import LEAKY_SLOPE
 from overparam.tasks.life import LifeTask, parse_rule
+from overparam.tasks.life.net import LifeConvNet
 
 
 def generators(count, base=100):

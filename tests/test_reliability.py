@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 
 from helpers import TINY, popen_py, run_py
 from overparam.config import compose
-from overparam.preflight import check
-from overparam.validate import ConfigError
+from overparam.config.preflight import check
+from overparam.config.validate import ConfigError
 
 BAD_INPUTS = [
     ("model.m_factor=0", "model.m_factor=0: must be an integer >= 1"),
@@ -70,7 +70,7 @@ def test_the_preset_grid_is_checked_too():
 
 
 def test_same_config_and_seed_give_the_same_metrics(tmp_path):
-    from overparam.job import run
+    from overparam.jobs.job import run
 
     config = compose(["trials=3", "model.m_factor=2", "task.steps=2", "trainer.max_steps=40", *TINY])
     first = run(config, tmp_path / "a")
@@ -147,7 +147,7 @@ FUZZ_KEYS = {
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.fixed_dictionaries({}, optional=FUZZ_KEYS))
 def test_fuzzed_configs_either_run_cleanly_or_fail_with_the_clean_error(tmp_path, overrides):
-    from overparam.job import run
+    from overparam.jobs.job import run
 
     arguments = [f"{key}={value}" for key, value in overrides.items()]
     try:
@@ -162,8 +162,9 @@ def test_fuzzed_configs_either_run_cleanly_or_fail_with_the_clean_error(tmp_path
 
 
 def test_a_job_lightning_stops_early_is_recorded_as_failed_not_done(tmp_path, monkeypatch):
-    from overparam import job, progress, training
-    from overparam.results import read_result
+    from overparam.jobs import job, progress
+    from overparam.jobs import trainer as training
+    from overparam.jobs.results import read_result
 
     class StopAtOnce(progress.ProgressLog):
         def on_train_batch_end(self, trainer, *args):

@@ -6,8 +6,8 @@ import pytest
 
 from helpers import run_py
 from overparam.config import compose
-from overparam.job import run
-from overparam.results import read_result
+from overparam.jobs.job import run
+from overparam.jobs.results import read_result
 
 
 @pytest.mark.parametrize("neighborhood", ["moore", "von_neumann"])
@@ -27,7 +27,7 @@ def test_presets_compose_to_the_published_settings():
     assert (firner.trainer.max_steps, firner.task.batch_size, firner.task.train_size, firner.task.test_size,
             firner.task.test_boards, firner.trials) == (10000, 128, 10, 5, 1000, 20)
     springer = compose(["experiment=springer_kenyon", "task.steps=2"])
-    from overparam.build import build_net, build_task
+    from overparam.core.build import build_net, build_task
 
     net = build_net(springer.model, build_task(springer.task), [0])
     assert net.params_per_replica() == 23 * 2 + 2 and springer.task.neighborhood == "moore"

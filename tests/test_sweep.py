@@ -14,9 +14,9 @@ import urllib.request
 import pytest
 
 from helpers import ROOT, TINY, run_py
-from overparam.metrics import wilson_interval
+from overparam.jobs.results import read_result, write_result
 from overparam.report import write_report
-from overparam.results import read_result, write_result
+from overparam.stats import wilson_interval
 
 GRID = ["-m", "model.m_factor=1,2,4", "task.steps=1", "trials=4", "trainer.max_steps=40", *TINY]
 
@@ -206,7 +206,7 @@ def test_wilson_interval_closed_forms():
 
 
 def test_curve_names_show_a_class_by_its_group_and_never_start_with_an_underscore():
-    from overparam.curves import curve_name
+    from overparam.report.curves import curve_name
 
     curve = (("task._target_", "overparam.tasks.life.task.LifeTask"), ("task.steps", 2), ("optim.lr", 0.01))
     assert curve_name(curve) == "task=LifeTask,steps=2,lr=0.01"

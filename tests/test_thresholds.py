@@ -1,4 +1,4 @@
-"""Critical-width fits (overparam.thresholds) against a known logistic in log(width)."""
+"""Critical-width fits (overparam.report.width) against a known logistic in log(width)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy.stats import binom
 
-from overparam.thresholds import describe, fit_thresholds, params_at, threshold_rows
+from overparam.report.width import describe, fit_thresholds, params_at, threshold_rows
 
 WIDTHS = [1, 2, 3, 4, 6, 8, 11, 16]
 TRUE_M50, SLOPE, TRIALS = 5.0, 3.0, 16
@@ -100,7 +100,7 @@ def test_params_are_the_same_threshold_mapped_through_the_grid():
 
 
 def test_mixed_outcomes_at_a_single_width_give_no_threshold_rather_than_a_bracket():
-    from overparam.thresholds import describe, fit_thresholds, threshold_rows
+    from overparam.report.width import describe, fit_thresholds, threshold_rows
 
     assert {r.status for r in fit_thresholds([5, 5], [3, 4], [10, 10])} == {"one_width"}
     rows = threshold_rows("all", [5], [7], [20], [(5, 322)])

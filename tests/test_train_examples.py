@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from helpers import popen_py, run_py
-from overparam.nets.life_conv import LifeConvNet
-from overparam.results import read_result
+from overparam.jobs.results import read_result
 from overparam.tasks.life import LifeTask, parse_rule
+from overparam.tasks.life.net import LifeConvNet
 
 
 def generators(seeds):

@@ -5,8 +5,9 @@ import torch
 
 from conftest import compose
 from helpers import TINY
-from overparam.convergence import settled
-from overparam.results import identity, read_result
+from overparam.core.convergence import settled
+from overparam.jobs.identity import identity
+from overparam.jobs.results import read_result
 
 
 def test_settled_compares_each_live_replica_with_its_own_past_loss():
@@ -29,7 +30,8 @@ def test_new_trainer_keys_at_their_neutral_values_keep_earlier_results_valid():
 
 
 def test_64_true_trains_in_float64(tmp_path):
-    from overparam.training import build_module, build_trainer
+    from overparam.core.build import build_module
+    from overparam.jobs.trainer import build_trainer
 
     config = compose(["trials=2", "trainer.precision=64-true", "trainer.max_steps=40", *TINY])
     module = build_module(config)
@@ -41,7 +43,7 @@ def test_64_true_trains_in_float64(tmp_path):
 
 
 def test_64_true_job_writes_a_result(tmp_path):
-    from overparam.job import run
+    from overparam.jobs.job import run
 
     result = run(compose(["trials=2", "trainer.precision=64-true", "trainer.max_steps=40", *TINY]), tmp_path)
     assert result["status"] == "ok" and result["config"]["trainer"]["precision"] == "64-true"
@@ -53,7 +55,7 @@ SETTLE = ["trials=2", "trainer.stop_when_loss_change_below=10.0", "trainer.stop_
 
 
 def test_a_settled_job_is_a_finished_result_with_its_stopping_step(tmp_path):
-    from overparam.job import run
+    from overparam.jobs.job import run
 
     result = run(compose(SETTLE), tmp_path)
     assert result["status"] == "ok"
@@ -61,14 +63,15 @@ def test_a_settled_job_is_a_finished_result_with_its_stopping_step(tmp_path):
 
 
 def test_a_job_without_the_stop_runs_to_max_steps_and_records_no_stop(tmp_path):
-    from overparam.job import run
+    from overparam.jobs.job import run
 
     result = run(compose(["trials=2", "trainer.max_steps=40", *TINY]), tmp_path)
     assert result["trained_steps"] == 40 and "stopped_at_step" not in result
 
 
 def test_a_settling_job_killed_after_a_checkpoint_resumes_to_the_same_step_and_result(tmp_path, monkeypatch):
-    from overparam import job, progress, training
+    from overparam.jobs import job, progress
+    from overparam.jobs import trainer as training
 
     overrides = [*SETTLE, "trainer.stop_when_loss_change_below=0.5", "trainer.checkpoint_every_n_steps=5",
                  "task.batch_size=64"]

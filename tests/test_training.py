@@ -4,9 +4,9 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
-from overparam.build import build_net, build_optimizer, build_task
 from overparam.config import compose
-from overparam.module import ReplicaModule
+from overparam.core.build import build_net, build_optimizer, build_task
+from overparam.core.module import ReplicaModule
 from overparam.seeds import replica_seed
 
 

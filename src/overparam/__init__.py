@@ -1,14 +1,21 @@
-"""overparam: how wide must a network be before gradient descent reliably finds a solution that exists?"""
+"""overparam: how wide must a network be before gradient descent reliably finds a solution that exists?
 
-from .tasks.life import life_step, parse_rule
+The names below are imported when first used, so `import overparam` stays light and a task family is imported only
+by code that uses it.
+"""
 
-__all__ = ["life_step", "parse_rule", "maxcut_qubo"]
+_PUBLIC = {
+    "life_step": "overparam.tasks.life.simulate",
+    "parse_rule": "overparam.tasks.life.rules",
+    "maxcut_qubo": "overparam.tasks.maxcut.qubo",
+}
+
+__all__ = sorted(_PUBLIC)
 
 
 def __getattr__(name):
-    # networkx is only imported when the QUBO task is used.
-    if name == "maxcut_qubo":
-        from .tasks.maxcut.qubo import maxcut_qubo
+    if name not in _PUBLIC:
+        raise AttributeError(f"module 'overparam' has no attribute {name!r}")
+    import importlib
 
-        return maxcut_qubo
-    raise AttributeError(name)
+    return getattr(importlib.import_module(_PUBLIC[name]), name)

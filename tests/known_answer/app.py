@@ -21,7 +21,8 @@ import numpy as np
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from overparam.results import RESULT_FILE, is_done, read_result, write_result
+from overparam.jobs.identity import is_done
+from overparam.jobs.results import RESULT_FILE, read_result, write_result
 from overparam.seeds import replica_seeds
 
 WRITES_LOG = "writes.log"

@@ -3,7 +3,7 @@
     python run.py -m hydra/sweeper=critical_width task.steps=1,2 hydra.sweeper.high=32
 
 Every combination of the other swept keys (expanded as the basic sweeper does) gets its own search
-(overparam.critical_width.plan); each round's jobs, over all combinations, go to the configured launcher as
+(overparam.search.planner.plan); each round's jobs, over all combinations, go to the configured launcher as
 one batch, so basic, joblib (local_gpus), submitit (slurm) and ray run a round in parallel. Jobs are ordinary
 jobs (`trials=` the search's job size, `seed=` seed + k for its k-th job at a width): their folder is the one
 Hydra gives them (hydra.sweep.dir / hydra.sweep.subdir), their outcome is read from their result.json. Before
@@ -14,7 +14,6 @@ search resumes where it stood: finished jobs are not launched again, the killed 
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -52,7 +51,7 @@ class CriticalWidthSweeper(Sweeper):
     def sweep(self, arguments: list[str]) -> Any:
         import dataclasses
 
-        from overparam.critical_width import SearchSettings, plan
+        from overparam.search.planner import SearchSettings, plan
 
         settings = SearchSettings.checked(**self.raw_settings)  # before any job; ConfigError is one line
         combinations = combinations_of(self.params, arguments, self.key, self.hydra_context.config_loader)
@@ -103,6 +102,11 @@ class CriticalWidthSweeper(Sweeper):
         self._print_summary(combinations, tallies, stopped, settings, used, rounds)
         return None
 
+    @staticmethod
+    def preflight_jobs(sweeper: DictConfig, arguments: list[str]) -> list[list[str]]:
+        """For `overparam.config.preflight`: the jobs to validate before the search starts (`preflight_jobs`)."""
+        return preflight_jobs(sweeper, arguments)
+
     def _given(self, combination: list[str], key: str):
         """`key`'s value in the combination's last `key=` override, else in the config."""
         given = [o.split("=", 1)[1] for o in combination if o.split("=", 1)[0] == key]
@@ -122,25 +126,26 @@ class CriticalWidthSweeper(Sweeper):
         return others + [f"{self.key}={width}"] + trials + seed_override
 
     def _curve(self, combination: list[str]) -> str:
-        """The combination's curve identity (results.curve_identity of its job at `low`)."""
-        from overparam.results import curve_identity
+        """The combination's curve identity (`identity.curve_identity` of its job at `low`, streams drawn where
+        its jobs will draw them)."""
+        from overparam.jobs.identity import curve_identity
 
         _, config = self._job_folder(self._job(combination, self.settings.low, 0))
-        return json.dumps(curve_identity(config, self.key), sort_keys=True)
+        return curve_identity(config, _stream_device_type(config), self.key)
 
     def _tallies(self, sweep_dir: Path, combinations: list[list[str]], curves: list[str]) -> list[dict]:
         """Per combination, every replica the sweep folder already holds on its curve, by width, and which of the
         search's own jobs those replicas cover."""
-        from overparam.critical_width import add_result, mark_jobs
+        from overparam.jobs.identity import curve_identity, stream_device
         from overparam.report import load_results
-        from overparam.results import curve_identity
+        from overparam.search.planner import add_result, mark_jobs
         from overparam.seeds import replica_seeds
 
         tallies: list[dict] = [{} for _ in combinations]
         index_of = {curve: index for index, curve in enumerate(curves)}
         for path, result in load_results([sweep_dir]):
             config = result.get("config") or {}
-            index = index_of.get(json.dumps(curve_identity(config, self.key), sort_keys=True))
+            index = index_of.get(curve_identity(config, stream_device(result), self.key))
             width = OmegaConf.select(OmegaConf.create(config), self.key)
             if index is None or result.get("status") != "ok" or not isinstance(width, int):
                 continue
@@ -161,7 +166,7 @@ class CriticalWidthSweeper(Sweeper):
         return folder, OmegaConf.to_container(OmegaConf.create(container), resolve=True)
 
     def _print_summary(self, combinations, tallies, stopped, settings, used, rounds) -> None:
-        from overparam.thresholds import describe, threshold_rows
+        from overparam.report.width import describe, threshold_rows
 
         print(f"\ncritical_width: {used} jobs in {rounds} rounds (max_jobs={settings.max_jobs})")
         varying = [{o for o in c if sum(o in other for other in combinations) < len(combinations)}
@@ -184,7 +189,7 @@ def combinations_of(params: dict[str, Any], arguments: list[str], key: str, conf
     """Every combination of the other swept keys, as the basic sweeper expands `key=a,b` and `params`."""
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 
-    from overparam.validate import ConfigError
+    from overparam.config.validate import ConfigError
 
     lines = [f"{k}={v}" for k, v in params.items()] + list(arguments)
     overrides = OverridesParser.create(config_loader=config_loader).parse_overrides(lines)
@@ -195,9 +200,9 @@ def combinations_of(params: dict[str, Any], arguments: list[str], key: str, conf
 
 
 def preflight_jobs(sweeper: DictConfig, arguments: list[str]) -> list[list[str]]:
-    """For overparam.preflight: the settings checked, then each combination at the `low` and `high` widths,
+    """For overparam.config.preflight: the settings checked, then each combination at the `low` and `high` widths,
     the narrowest and widest jobs the search may launch."""
-    from overparam.critical_width import SearchSettings
+    from overparam.search.planner import SearchSettings
 
     settings = SearchSettings.checked(**{k: OmegaConf.to_object(sweeper[k]) if OmegaConf.is_config(sweeper[k])
                                          else sweeper[k] for k in ("low", "high", "targets", "precision",
@@ -211,12 +216,19 @@ def preflight_jobs(sweeper: DictConfig, arguments: list[str]) -> list[list[str]]
 
 
 def _read(folder: Path) -> dict | None:
-    from overparam.results import RESULT_FILE, read_result
+    from overparam.jobs.results import RESULT_FILE, read_result
 
     return read_result(folder / RESULT_FILE)
 
 
 def _complete(folder: Path, config: dict) -> bool:
-    from overparam.results import is_done
+    from overparam.jobs.identity import is_done
 
-    return bool(config.get("force") is not True and is_done(_read(folder), config))
+    return bool(config.get("force") is not True and is_done(_read(folder), config, _stream_device_type(config)))
+
+
+def _stream_device_type(config: dict) -> str:
+    """Where a job of this config will draw its random streams (`devices.stream_device_type`)."""
+    from overparam.jobs.devices import stream_device_type
+
+    return stream_device_type(config.get("trainer", {}).get("accelerator", "auto"))

@@ -1,4 +1,4 @@
-"""Hydra's joblib launcher, with a sweep's jobs dispatched longest first (`overparam.schedule`).
+"""Hydra's joblib launcher, with a sweep's jobs dispatched longest first (`overparam.search.schedule`).
 
 joblib hands jobs to its workers in the order given; this launcher gives them in order of estimated cost and
 returns the results in the sweep's order. Each job keeps its own index (hydra.job.num) and config, so a job
@@ -49,8 +49,8 @@ class LongestFirstJoblibLauncher(JoblibLauncher):
         return [by_index[index] for index in range(len(job_overrides))]
 
     def _longest_first(self, job_overrides: Sequence[Sequence[str]]) -> list[int]:
-        """Job indices by decreasing `overparam.schedule.estimated_cost`; the sweep's order if a config fails."""
-        from overparam.schedule import estimated_cost, longest_first
+        """Job indices by decreasing `overparam.search.schedule.estimated_cost`; the sweep's order if a config fails."""
+        from overparam.search.schedule import estimated_cost, longest_first
 
         try:
             costs = [

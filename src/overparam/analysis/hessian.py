@@ -1,48 +1,55 @@
-"""The training-loss Hessian of one replica: top eigenvalues (scipy `eigsh` on Hessian-vector products) and its
-spectral density (stochastic Lanczos quadrature, SLQ), in float64.
+"""The training-loss Hessian of each replica: top eigenvalues (scipy `eigsh` on Hessian-vector products) and its
+spectral density (stochastic Lanczos quadrature, SLQ), in float64; for any task and replica net.
 
-The replica is exported to a plain module (`export_replica`) so its parameters are its own; the loss is the
-training loss (mean BCE on the net's logits, or on its probabilities for the clamp head) on one fixed training
-batch, in eval mode (no dropout). Hessian-vector products are forward-over-reverse `torch.func.jvp(grad(loss))`.
+The replica is exported to a plain module (`ReplicaNet.export_replica`) so its parameters are its own; the loss is
+the task's own training loss (`Task.replica_losses`) on one fixed batch (`Task.fixed_batch`: e.g. Life's boards
+drawn from a seed, jamming's own training set), in eval mode (no dropout). Hessian-vector products are
+forward-over-reverse `torch.func.jvp(grad(loss))`.
 
 Summary numbers (tol = `zero_tolerance` x lambda_max):
 - `hessian_lambda_max`, `hessian_lambda_min`: largest and smallest eigenvalue (eigsh, `LA` and `SA`);
+- `hessian_loss` and `hessian_gradient_norm`: the loss and the norm of its gradient at the trained point, on the
+  same batch. A small lambda_max of a BCE loss partly reflects saturated outputs (a small loss); negative
+  eigenvalues mark a saddle only near a critical point (a small gradient norm);
 - `hessian_outliers`: how many of the `top_k` largest eigenvalues exceed `outlier_fraction` x lambda_max
-  (Sagun et al.'s few large eigenvalues standing out of a bulk near zero; a count equal to top_k is a floor);
-- `hessian_near_zero_fraction`: the SLQ mass of eigenvalues with |lambda| <= tol;
-- `hessian_negative_fraction` and `hessian_negative_count` (that fraction x parameters, rounded): SLQ mass below
-  -tol: directions of negative curvature mean the replica sits at a saddle, not a minimum.
-Nets of up to `dense_limit` parameters (every Life net of the why_width preset) get the exact spectrum from the
-dense Hessian (P vectorised Hessian-vector products): ARPACK needs hundreds of products to separate the clustered
-small eigenvalues, more than P itself. Above it the extremes come from eigsh and the masses from SLQ (with
-`lanczos_steps` >= P its nodes are every eigenvalue, its masses estimates from `probes` random probes).
+  (Sagun et al.'s few large eigenvalues standing out of a bulk near zero); it is capped at top_k, so a count equal
+  to top_k is a floor;
+- `hessian_near_zero_fraction`: the spectral mass of eigenvalues with |lambda| <= tol;
+- `hessian_negative_fraction` and `hessian_negative_count` (that fraction x parameters, rounded): the mass below
+  -tol, directions of negative curvature.
+Nets of up to `dense_limit` parameters get the exact spectrum from the dense Hessian (P vectorised Hessian-vector
+products): ARPACK needs hundreds of products to separate the clustered small eigenvalues, more than P itself.
+Above it the extremes come from eigsh and the masses from SLQ (with `lanczos_steps` >= P its nodes are every
+eigenvalue, its masses estimates from `probes` random probes).
 """
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 
 import numpy as np
 import torch
 from scipy.linalg import eigh_tridiagonal
 from scipy.sparse.linalg import LinearOperator, eigsh
 from torch.func import functional_call, grad, jvp
-from torch.nn import functional as F
+
+from overparam.analysis.base import Analysis, Trained
+from overparam.config.checks import boolean, integer, number
+from overparam.nets.replica import ReplicaNet
 
 
 class ReplicaHessian:
-    """Hessian-vector products of `loss(module(inputs), targets)` with respect to the module's parameters."""
+    """Hessian-vector products of `loss(module(inputs))` with respect to the module's parameters, in float64."""
 
-    def __init__(self, module: torch.nn.Module, inputs: torch.Tensor, targets: torch.Tensor, output_kind: str,
-                 weights: torch.Tensor | None = None):
+    def __init__(self, module: torch.nn.Module, inputs: torch.Tensor, loss: Callable[[torch.Tensor], torch.Tensor]):
         self.module = copy.deepcopy(module).double().eval()
-        self.weights = None if weights is None else weights.double()
         self.names = [name for name, _ in self.module.named_parameters()]
         self.shapes = [p.shape for _, p in self.module.named_parameters()]
         self.point = torch.cat([p.detach().reshape(-1) for _, p in self.module.named_parameters()])
         self.size = self.point.numel()
-        self.inputs, self.targets = inputs.double(), targets.double()
-        self.output_kind = output_kind
+        self.inputs = inputs.double()
+        self.loss_of_outputs = loss
         self._gradient = grad(self.loss)
 
     def _parameters(self, flat: torch.Tensor) -> dict:
@@ -50,14 +57,10 @@ class ReplicaHessian:
         return {name: part.reshape(shape) for name, part, shape in zip(self.names, parts, self.shapes)}
 
     def loss(self, flat: torch.Tensor) -> torch.Tensor:
-        outputs = functional_call(self.module, self._parameters(flat), (self.inputs,))
-        if self.output_kind == "logits":
-            losses = F.binary_cross_entropy_with_logits(outputs, self.targets, reduction="none")
-        else:
-            losses = F.binary_cross_entropy(outputs, self.targets, reduction="none")
-        if self.weights is None:
-            return losses.mean()
-        return (losses * self.weights).sum() / self.weights.sum()
+        return self.loss_of_outputs(functional_call(self.module, self._parameters(flat), (self.inputs,)))
+
+    def gradient_norm(self) -> float:
+        return float(self._gradient(self.point).norm())
 
     def vector_product(self, vector: torch.Tensor) -> torch.Tensor:
         return jvp(self._gradient, (self.point,), (vector,))[1]
@@ -132,6 +135,8 @@ def spectrum_summary(hessian: ReplicaHessian, settings) -> dict:
     negative = float(weights[nodes < -tolerance].sum())
     return {
         "hessian_parameters": hessian.size,
+        "hessian_loss": float(hessian.loss(hessian.point)),
+        "hessian_gradient_norm": hessian.gradient_norm(),
         "hessian_method": "dense" if hessian.size <= settings.dense_limit else "lanczos",
         "hessian_lambda_max": lambda_max,
         "hessian_lambda_min": float(lowest),
@@ -145,49 +150,25 @@ def spectrum_summary(hessian: ReplicaHessian, settings) -> dict:
     }
 
 
-def hessian_batch(task, settings) -> tuple[torch.Tensor, torch.Tensor]:
-    """The fixed training batch `[B, 1, H, W]` (boards and targets), drawn like training data from `settings.seed`."""
-    from ..tasks.life import sample_boards
+def task_loss(task, targets: torch.Tensor, weights: torch.Tensor | None, output_kind: str):
+    """The task's training loss of one replica's outputs `[B, ...]` against `targets [1, B, ...]` (weighted when the
+    task gave weights), in float64."""
+    targets = targets.double()
+    extra = {} if weights is None else {"weight": weights.double()}
 
-    generator = torch.Generator().manual_seed(settings.seed)
-    density = task.density if isinstance(task.density, (int, float)) else tuple(task.density)
-    boards = sample_boards(generator, settings.boards, task.train_size, density)
-    return boards.unsqueeze(1), task.targets(boards).unsqueeze(1)
+    def loss(outputs: torch.Tensor) -> torch.Tensor:
+        return task.replica_losses(outputs.unsqueeze(0), targets, output_kind, **extra)[0]
 
-
-def pattern_batch(task, inputs: torch.Tensor):
-    """A one-block net's output at a cell is a function of its 3x3 pattern, so the loss on a batch is a sum over
-    the 512 patterns x 2 targets weighted by how often each occurs: the same loss, 512 cells instead of B x H x W.
-    Returns patterns `[1024, 1, 3, 3]` (each twice), targets `[1024, 1, 1, 1]` (0 then 1) and the counts."""
-    from ..tasks.life.patterns import pattern_matrix
-
-    counts = task.pattern_target_counts(inputs[:, 0].unsqueeze(0).to(torch.uint8))[0]  # [512, 2]
-    patterns = pattern_matrix(torch.float64).T.reshape(512, 1, 3, 3)
-    both = torch.cat([patterns, patterns])
-    targets = torch.cat([torch.zeros(512), torch.ones(512)]).double().reshape(1024, 1, 1, 1)
-    weights = torch.cat([counts[:, 0], counts[:, 1]]).reshape(1024, 1, 1, 1)
-    return both, targets, weights
+    return loss
 
 
 def hessian_spectra(net, task, settings) -> tuple[list[dict], list]:
     """Per replica the summary above (rows) and (nodes, weights) for the density figure."""
-    from .export import export_replica
-
-    if not hasattr(task, "train_size"):
-        return [{} for _ in range(net.replicas)], []
-    inputs, targets = hessian_batch(task, settings)
-    weights = None
-    if getattr(net, "blocks", None) == 1:
-        inputs, targets, weights = pattern_batch(task, inputs)
     rows, densities = [], []
     for replica in range(net.replicas):
-        module = export_replica(net, replica)
-        if weights is not None:
-            for conv in module:
-                if isinstance(conv, torch.nn.Conv2d):
-                    conv.padding = (0, 0)  # a 3x3 pattern in, its center cell's output out
-        hessian = ReplicaHessian(module, inputs, targets, net.output_kind, weights)
-        row = spectrum_summary(hessian, settings)
+        inputs, targets, weights = task.fixed_batch(replica, settings.seed, settings.examples, net)
+        loss = task_loss(task, targets, weights, net.output_kind)
+        row = spectrum_summary(ReplicaHessian(net.export_replica(replica), inputs[0], loss), settings)
         densities.append((row["hessian_slq_nodes"], row["hessian_slq_weights"]))
         rows.append(row)
     return rows, densities
@@ -220,3 +201,38 @@ def plot_densities(densities: list, successes: list[bool], path, width: float = 
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
+
+
+class HessianSpectrum(Analysis):
+    """The training-loss Hessian's extremes and spectral density per replica (the module docstring)."""
+
+    CHECKS = {"examples": integer(1), "seed": integer(0), "top_k": integer(1), "dense_limit": integer(0),
+              "lanczos_steps": integer(1), "probes": integer(1), "zero_tolerance": number(0.0),
+              "outlier_fraction": number(0.0), "images": boolean}
+    BY_OUTCOME = ("hessian_lambda_max", "hessian_lambda_min", "hessian_loss", "hessian_gradient_norm",
+                  "hessian_outliers", "hessian_near_zero_fraction", "hessian_negative_fraction")
+    CHARTS = {"Hessian lambda_max vs width (solved / failed replicas)": [
+        "hessian_lambda_max_mean_success", "hessian_lambda_max_mean_failed"]}
+
+    def __init__(self, examples: int = 128, seed: int = 8765, top_k: int = 20, dense_limit: int = 1000,
+                 lanczos_steps: int = 80, probes: int = 8, zero_tolerance: float = 1e-3,
+                 outlier_fraction: float = 0.1, images: bool = True):
+        """`examples`: the fixed batch's size (training examples drawn from `seed`, or the task's own set);
+        `top_k` largest eigenvalues recorded; exact spectrum up to `dense_limit` parameters, else SLQ with
+        `lanczos_steps` and `probes`; near zero within `zero_tolerance` x lambda_max; an outlier above
+        `outlier_fraction` x lambda_max; `images`: hessian.png in the job folder."""
+        self.examples, self.seed, self.top_k, self.dense_limit = examples, seed, top_k, dense_limit
+        self.lanczos_steps, self.probes, self.zero_tolerance = lanczos_steps, probes, zero_tolerance
+        self.outlier_fraction, self.images = outlier_fraction, images
+
+    @classmethod
+    def unsuitable(cls, task_class: type, model_class: type) -> str | None:
+        if getattr(model_class, "export_replica", None) is getattr(ReplicaNet, "export_replica", None):
+            return f"needs a net that exports its replicas as plain torch; {model_class.__name__} does not"
+        return None
+
+    def run(self, trained: Trained) -> tuple[list[dict], dict]:
+        rows, densities = hessian_spectra(trained.net, trained.task, self)
+        if densities and self.images:
+            plot_densities(densities, trained.successes, trained.job_dir / "hessian.png")
+        return rows, {}

@@ -7,9 +7,9 @@ from typing import ClassVar
 
 import torch
 
-from ..config import Check, choice, fail, is_int
-from ..seeds import replica_generator
-from .replica import ReplicaActivation, ReplicaLinear, ReplicaNet
+from overparam.config import Check, choice, fail, is_int
+from overparam.nets.replica import ReplicaActivation, ReplicaLinear, ReplicaNet
+from overparam.seeds import replica_generator
 
 
 def _hidden_widths(key, value) -> None:
@@ -56,8 +56,8 @@ class ReplicaMLP(ReplicaNet):
                     torch.nn.init.orthogonal_(layer.weight[k], generator=generator)
     @staticmethod
     def relative_step_work(model: dict, task: dict) -> float:
-        """Rough work of one replica-step, only to order a sweep's jobs (`overparam.schedule`): the batch times the
-        hidden layers' weights (the input and output sizes are the task's, the same across a width sweep)."""
+        """Rough work of one replica-step, only to order a sweep's jobs (`overparam.search.schedule`): the batch
+        times the hidden layers' weights (the input and output sizes are the task's, the same across a width sweep)."""
         widths = [int(model.get("m_factor", 1)) * int(width) for width in model.get("hidden", [])]
         return int(task.get("batch_size", 1)) * (sum(a * b for a, b in zip(widths, widths[1:])) + sum(widths) + 1)
 
@@ -69,3 +69,31 @@ class ReplicaMLP(ReplicaNet):
         for layer, act in zip(self.layers, self.acts):
             x = act(layer(x))
         return self.layers[-1](x)
+
+    @torch.no_grad()
+    def export_replica(self, replica: int) -> torch.nn.Sequential:
+        """`nn.Linear` layers and activations: `[B, inputs] -> [B, outputs]`."""
+        from overparam.nets.export import activation_module
+
+        modules: list[torch.nn.Module] = []
+        for index, layer in enumerate(self.layers):
+            fan_in, fan_out = layer.weight.shape[1:]
+            linear = torch.nn.Linear(fan_in, fan_out, dtype=layer.weight.dtype)
+            linear.weight.copy_(layer.weight[replica].T)
+            linear.bias.copy_(layer.bias[replica, 0])
+            modules.append(linear)
+            if index < len(self.acts):
+                modules.append(activation_module(self.acts[index], replica))
+        return torch.nn.Sequential(*modules).eval()
+
+    @torch.no_grad()
+    def import_replica(self, module: torch.nn.Module, replica: int) -> None:
+        linears = [m for m in module if isinstance(m, torch.nn.Linear)]
+        if len(linears) != len(self.layers):
+            raise ValueError(f"module has {len(linears)} linear layers, the net {len(self.layers)}")
+        for layer, source in zip(self.layers, linears):
+            layer.weight[replica].copy_(source.weight.T)
+            layer.bias[replica, 0].copy_(source.bias)
+        for act, source in zip([a for a in self.acts if a.name == "prelu"],
+                               [m for m in module if isinstance(m, torch.nn.PReLU)]):
+            act.slope[replica].fill_(float(source.weight))

@@ -15,8 +15,8 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from ..config import Check, choice, integer
-from ..seeds import replica_generator
+from overparam.config import Check, choice, integer
+from overparam.seeds import replica_generator
 
 ACTIVATIONS = ("relu", "leaky_relu", "elu", "gelu", "prelu", "silu")
 LEAKY_SLOPE = 0.01
@@ -45,6 +45,15 @@ class ReplicaNet(nn.Module):
     def grid_point(self) -> dict:
         """The model's settings that place a job on a curve (beside the width `m_factor` and the activation)."""
         return {}
+
+    def export_replica(self, replica: int) -> nn.Module:
+        """Replica `replica` as a plain torch module (eval mode) mapping that replica's inputs `[B, ...]` (the task's
+        per-replica layout) to its outputs; `overparam.nets.export` saves it."""
+        raise NotImplementedError(f"{type(self).__name__} cannot export its replicas")
+
+    def import_replica(self, module: nn.Module, replica: int) -> None:
+        """Write an exported module's weights back into slot `replica` (same architecture)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot import replicas")
 
     def params_per_replica(self) -> int:
         return sum(p.numel() for p in self.parameters()) // self.replicas

@@ -14,7 +14,7 @@ from typing import ClassVar
 
 import torch
 
-from ..config import Check
+from overparam.config import Check
 
 
 class Task(ABC):
@@ -66,6 +66,16 @@ class Task(ABC):
         faster paths that give the same numbers (LifeTask does), choosing among them in one place."""
         inputs, targets = self.train_batch(data_generators, device)
         return self.replica_losses(net(inputs, dropout_generators), targets, net.output_kind)
+
+    def fixed_batch(self, replica: int, seed: int, examples: int, net=None):
+        """One replica's fixed batch for an analysis of its loss (e.g. its Hessian): `(inputs [1, B, ...],
+        targets [1, B, ...], weights or None)`, such that `replica_losses(outputs, targets, kind[, weight=weights])`
+        is that replica's training loss there. By default a training batch drawn from a generator seeded `seed`
+        (the task's own batch size; `examples` is for tasks that can draw any number); a task with a fixed
+        training set returns that replica's own set."""
+        generator = torch.Generator().manual_seed(seed)
+        inputs, targets = self.train_batch([generator], "cpu")
+        return inputs, targets, None
 
     def state_dict(self) -> dict:
         """What the task must carry across a checkpoint to resume its data stream exactly (e.g. an epoch's

@@ -28,8 +28,8 @@ from typing import ClassVar
 
 import torch
 
-from ..config import Check, integer, number
-from .base import Task
+from overparam.config import Check, integer, number
+from overparam.tasks.base import Task
 
 
 def random_points(points: int, dimension: int, generator: torch.Generator, device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -97,6 +97,13 @@ class JammingTask(Task):
     def train_batch(self, generators: Sequence[torch.Generator], device) -> tuple[torch.Tensor, torch.Tensor]:
         """The whole training set, every step: `[K, P, d]` points and `[K, P]` labels."""
         return self._dataset(generators, device)
+
+    def fixed_batch(self, replica: int, seed: int, examples: int, net=None):
+        """That replica's own training set (fitting it is the question; `seed` and `examples` are not needed)."""
+        if self.inputs is None:
+            raise RuntimeError("the jamming dataset is drawn at the first training step; analyse after training")
+        dtype = torch.get_default_dtype()
+        return self.inputs[replica : replica + 1].to(dtype), self.labels[replica : replica + 1].to(dtype), None
 
     def replica_losses(self, outputs: torch.Tensor, targets: torch.Tensor, output_kind: str) -> torch.Tensor:
         return quadratic_hinge(outputs, targets, self.margin)

@@ -27,10 +27,10 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from ..atomic import atomic_write_bytes
-from ..config import Check, fail, integer, is_int, number, optional, text
-from .base import Task
-from .sampling import EpochSampler
+from overparam.atomic import atomic_write_bytes
+from overparam.config import Check, fail, integer, is_int, number, optional, text
+from overparam.tasks.base import Task
+from overparam.tasks.sampling import EpochSampler
 
 CLASSES = 10
 SIGNAL_LENGTH = 40  # mnist1d's final_seq_length
@@ -179,6 +179,13 @@ class MNIST1DTask(Task):
         indices = self.sampler.next_indices(generators, device)
         # Stored as float32; the step's default dtype is the net's (float64 under trainer.precision=64-true).
         return data["x"][indices].to(torch.get_default_dtype()), data["y"][indices]
+
+    def fixed_batch(self, replica: int, seed: int, examples: int, net=None):
+        """`examples` training signals with their noisy labels (as trained on), drawn without replacement from
+        `seed`; every replica trains on the same set."""
+        order = torch.randperm(len(self.arrays["y"]), generator=torch.Generator().manual_seed(seed))
+        chosen = order[: min(examples, len(order))]
+        return self.arrays["x"][chosen].unsqueeze(0), self.arrays["y"][chosen].unsqueeze(0), None
 
     @staticmethod
     def replica_losses(outputs: torch.Tensor, targets: torch.Tensor, output_kind: str) -> torch.Tensor:

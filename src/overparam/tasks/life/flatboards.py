@@ -22,7 +22,7 @@ import functools
 import torch
 from torch.nn import functional as F
 
-from .rules import BOUNDARIES, STENCIL
+from overparam.tasks.life.rules import BOUNDARIES, STENCIL
 
 
 class FlatBoards:

@@ -12,7 +12,7 @@ import functools
 
 import torch
 
-from .rules import CENTER, NEIGHBOR_INDICES, Rule
+from overparam.tasks.life.rules import CENTER, NEIGHBOR_INDICES, Rule
 
 PATTERN_COUNT = 512
 

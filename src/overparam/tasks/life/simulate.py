@@ -8,9 +8,9 @@ from collections.abc import Sequence
 
 import torch
 
-from .flatboards import FlatBoards
-from .patterns import _device_key, rule_table
-from .rules import BOUNDARIES, Rule, parse_rule
+from overparam.tasks.life.flatboards import FlatBoards
+from overparam.tasks.life.patterns import _device_key, rule_table
+from overparam.tasks.life.rules import BOUNDARIES, Rule, parse_rule
 
 
 def life_step(

@@ -13,14 +13,15 @@ from typing import ClassVar, Protocol, runtime_checkable
 import torch
 from torch.nn import functional as F
 
-from ...config import Check, ConfigError, choice, fail, integer, is_number, number, optional
-from ..base import Task
-from ..sampling import EpochSampler
-from . import fast_codes
-from .flatboards import FlatBoards
-from .patterns import PATTERN_COUNT, rule_table
-from .rules import BOUNDARIES, NEIGHBORHOODS, Rule, blocks_for, parse_rule
-from .simulate import fair_coin_boards, life_run, sample_boards
+from overparam.config import Check, ConfigError, choice, fail, integer, is_number, number, optional
+from overparam.core.phases import phase
+from overparam.tasks.base import Task
+from overparam.tasks.life.flatboards import FlatBoards
+from overparam.tasks.life.kernels import codes as fast_codes
+from overparam.tasks.life.patterns import PATTERN_COUNT, rule_table
+from overparam.tasks.life.rules import BOUNDARIES, NEIGHBORHOODS, Rule, blocks_for, parse_rule
+from overparam.tasks.life.simulate import fair_coin_boards, life_run, sample_boards
+from overparam.tasks.sampling import EpochSampler
 
 
 @runtime_checkable
@@ -205,23 +206,27 @@ class LifeTask(Task):
         - `flat`: deeper nets run on boards laid out flat (`FlatBoards`), codes shared by targets and net;
         - `plain`: any other net, boards -> net -> per-cell loss.
         """
-        cells = self.train_cells(generators, device)
+        with phase("boards"):
+            cells = self.train_cells(generators, device)
         if not isinstance(net, PatternNet):
             boards = cells.float()
             return self.replica_losses(net(boards, dropout_generators), self.targets(boards), net.output_kind)
-        per_pattern = net.pattern_outputs()
+        with phase("net on the 512 patterns"):
+            per_pattern = net.pattern_outputs()
         if per_pattern is None:
             return self._flat_losses(net, cells, dropout_generators)
         return self._pattern_losses(per_pattern, cells, net.output_kind)
 
     def _pattern_losses(self, per_pattern: torch.Tensor, cells: torch.Tensor, output_kind: str) -> torch.Tensor:
         """The mean loss per replica from the net's output per pattern `[K, 512]` and the batch's pattern counts."""
-        counts = self.pattern_target_counts(cells)
-        outputs = per_pattern.unsqueeze(-1).expand(-1, -1, 2)
-        # made on the device, so no host-to-device copy per step
-        targets = torch.arange(2, device=outputs.device, dtype=outputs.dtype).expand_as(outputs)
-        losses = _binary_cross_entropy(outputs, targets, output_kind, weight=counts)
-        return losses.sum((1, 2)) / (self.batch_size * self.train_size**2)
+        with phase("codes, targets, pattern counts"):
+            counts = self.pattern_target_counts(cells)
+        with phase("loss"):
+            outputs = per_pattern.unsqueeze(-1).expand(-1, -1, 2)
+            # made on the device, so no host-to-device copy per step
+            targets = torch.arange(2, device=outputs.device, dtype=outputs.dtype).expand_as(outputs)
+            losses = _binary_cross_entropy(outputs, targets, output_kind, weight=counts)
+            return losses.sum((1, 2)) / (self.batch_size * self.train_size**2)
 
     def _flat_losses(self, net, boards: torch.Tensor, dropout_generators) -> torch.Tensor:
         """The mean loss per replica computed in the flat layout (`FlatBoards`): boards, targets, the net's
@@ -229,14 +234,17 @@ class LifeTask(Task):
         net's first block, and padding positions get weight 0."""
         replicas, batch, height, width = boards.shape
         grid = FlatBoards(batch, height, width, self.boundary)
-        alive = _embed_cells(grid, boards)
-        fast = fast_codes.flat_codes_and_targets(alive, grid, self.rule, self.steps)
-        codes = grid.codes(alive) if fast is None else fast[0]
-        outputs = net.flat_outputs(alive, grid, dropout_generators, codes)
-        targets = (self._flat_targets(alive, codes, grid) if fast is None else fast[1]).to(outputs.dtype)
-        weight = _interior_mask(grid, outputs.device, outputs.dtype)
-        losses = _binary_cross_entropy(outputs, targets, net.output_kind, weight=weight)
-        return losses.sum(-1) / (batch * height * width)
+        with phase("codes, targets"):
+            alive = _embed_cells(grid, boards)
+            fast = fast_codes.flat_codes_and_targets(alive, grid, self.rule, self.steps)
+            codes = grid.codes(alive) if fast is None else fast[0]
+            targets = self._flat_targets(alive, codes, grid) if fast is None else fast[1]
+        with phase("net"):
+            outputs = net.flat_outputs(alive, grid, dropout_generators, codes)
+        with phase("loss"):
+            weight = _interior_mask(grid, outputs.device, outputs.dtype)
+            losses = _binary_cross_entropy(outputs, targets.to(outputs.dtype), net.output_kind, weight=weight)
+            return losses.sum(-1) / (batch * height * width)
 
     def _flat_targets(self, alive: torch.Tensor, codes: torch.Tensor, grid: FlatBoards) -> torch.Tensor:
         """uint8 `[K, L]`: the flat boards `alive` (whose codes are `codes`) after `steps` generations."""
@@ -255,7 +263,7 @@ class LifeTask(Task):
         """
         cells = boards if boards.dtype == torch.uint8 else (boards != 0).to(torch.uint8)
         fast = fast_codes.pattern_target_counts(cells, self.rule, self.steps, self.boundary)
-        if fast is not None:  # the same counts in one numba pass (overparam.tasks.life.fast_codes)
+        if fast is not None:  # the same counts in one numba pass (overparam.tasks.life.kernels.codes)
             return fast
         replicas, batch, height, width = boards.shape
         grid = FlatBoards(batch, height, width, self.boundary)
@@ -280,9 +288,19 @@ class LifeTask(Task):
         return boards, self.targets(boards)
 
     @staticmethod
-    def replica_losses(outputs: torch.Tensor, targets: torch.Tensor, output_kind: str) -> torch.Tensor:
-        """Mean binary cross-entropy per replica, `[K]`."""
-        return _binary_cross_entropy(outputs, targets, output_kind).flatten(1).mean(1)
+    def replica_losses(outputs: torch.Tensor, targets: torch.Tensor, output_kind: str, weight=None) -> torch.Tensor:
+        """Mean binary cross-entropy per replica, `[K]` (weighted mean with `weight`, as `fixed_batch` gives)."""
+        losses = _binary_cross_entropy(outputs, targets, output_kind)
+        if weight is None:
+            return losses.flatten(1).mean(1)
+        return (losses * weight).flatten(1).sum(1) / weight.flatten(1).sum(1)
+
+    def fixed_batch(self, replica: int, seed: int, examples: int, net=None):
+        """`examples` boards drawn from `seed` like training boards, or their 512-pattern form for a one-block net
+        (`tasks.life.batches`)."""
+        from overparam.tasks.life.batches import fixed_batch
+
+        return fixed_batch(self, seed, examples, net)
 
     @torch.no_grad()
     def evaluate(

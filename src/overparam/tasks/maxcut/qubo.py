@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ...atomic import atomic_write_bytes
+from overparam.atomic import atomic_write_bytes
 
 ENCODINGS = ("adjacency", "edge_list", "sorted_edge_list")
 ADJACENCY_PARTS = ("full", "upper")

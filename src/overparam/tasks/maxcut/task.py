@@ -15,9 +15,9 @@ from typing import ClassVar
 
 import torch
 
-from ...config import Check, choice, fail, integer, is_int, number, optional, text
-from ..base import Task
-from .qubo import (
+from overparam.config import Check, choice, fail, integer, is_int, number, optional, text
+from overparam.tasks.base import Task
+from overparam.tasks.maxcut.qubo import (
     ADJACENCY_PARTS,
     ENCODINGS,
     edge_list_bayes_prediction,
@@ -165,7 +165,7 @@ class MaxCutTask(Task):
         """Per-replica metrics: exact_recovery (fraction of test graphs whose rounded prediction names the
         graph, in any edge order), exact_target_recovery (... equals the whole target vector), output_accuracy,
         test_mse and train_mse (per output, per graph), test_r2 (pooled over outputs, variance-weighted, as
-        `overparam.metrics.pooled_r2`), success (exact_recovery >= success_recovery)."""
+        `overparam.stats.pooled_r2`), success (exact_recovery >= success_recovery)."""
         test = self.test_graphs(device)
         squared, exact_graph, exact, outputs_right = self._errors(predict, test, replicas, chunk)
         _, targets = self.inputs_and_targets(test)

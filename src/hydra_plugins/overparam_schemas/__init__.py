@@ -1,0 +1,1 @@
+"""overparam's config source: `/schema/<module.Class>` in a defaults list is that class's constructor schema."""

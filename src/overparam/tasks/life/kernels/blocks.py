@@ -1,0 +1,121 @@
+"""A fused kernel for the Life conv net's later blocks (firner layout), forward and backward, compiled by numba.
+
+Blocks 2+ map one real-valued channel to one: per cell, a 3x3 conv to 2m units, act, 1x1 to m, act, 1x1 to 1,
+act (or the head). As separate batched matmuls and elementwise passes every layer's `[K, 2m, cells]` output
+goes through memory several times, and the matmuls' tiny inner dimensions (9, 2m, m) keep MKL far from its
+peak. Here each replica's cells are processed in tiles of `fused_kernels.TILE` cells whose hidden units stay in
+cache: the 9 neighbor slices, both hidden layers and the output are made in one pass; backward recomputes the
+tile's hidden units from the input (cheaper than storing and reloading them) and accumulates every gradient in
+the same pass.
+The arithmetic is the plain path's, in float32, summed in a different order.
+
+`fused_blocks_apply` says when the kernel applies: float32, the firner layout, relu or leaky_relu, no Dropout2d in
+the blocks, and the package's kernels on (`overparam.tasks.life.kernels.KERNELS`: CPU, numba importable,
+`OVERPARAM_FUSED` not 0). The kernel works on numpy views of the tensors; a GPU runs the plain path.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.nn import functional as F
+
+from overparam.tasks.life.kernels import KERNELS
+
+ACTIVATION_SLOPES = {"relu": 0.0, "leaky_relu": 0.01}  # act(v) = v if v > 0 else slope * v; others fall back
+_OUT_IDENTITY, _OUT_ACT, _OUT_ACT_CLAMP = 0, 1, 2
+
+
+
+def fused_blocks_apply(net, x: torch.Tensor) -> bool:
+    """True when `net`'s later blocks can run fused on `x [K, 1, L]`."""
+    if net.layout != "firner" or net.blocks < 2 or x.device.type != "cpu" or x.dtype != torch.float32:
+        return False
+    if net.acts[0].name not in ACTIVATION_SLOPES or (net.training and net.dropout > 0):
+        return False
+    return KERNELS.load("block_kernels", x.device) is not None
+
+
+def later_blocks_from_table(net, table: torch.Tensor, codes: torch.Tensor, grid) -> torch.Tensor:
+    """`later_blocks(net, lookup(table, codes), grid)` on the dead boundary, with the lookup and the refresh
+    before block 1 made in one pass (`_LookupRefreshed`): the same numbers, two passes over `[K, L]` fewer each
+    way. `table [K, 1, 512]` is the first block's output per pattern, `codes [K, L]` the cells' codes."""
+    y = _LookupRefreshed.apply(table[:, 0], codes, grid.dead_mask(table))
+    return _blocks(net, y, grid, refreshed=True)
+
+
+def later_blocks(net, x: torch.Tensor, grid) -> torch.Tensor:
+    """Blocks 1.. of `net` on the first block's output `x [K, 1, L]` (flat layout): `[K, 1, L]` out, as
+    `net._run_layers(x, net.layers_per_block, len(net.layers), grid)` returns it."""
+    return _blocks(net, x[:, 0], grid, refreshed=False)
+
+
+def _blocks(net, y: torch.Tensor, grid, refreshed: bool) -> torch.Tensor:
+    slope = ACTIVATION_SLOPES[net.acts[0].name]
+    for block in range(1, net.blocks):
+        first, second, third = net.layers[3 * block : 3 * block + 3]
+        last = block == net.blocks - 1
+        out_mode = _OUT_ACT if not last else (_OUT_ACT_CLAMP if net.head == "clamp" else _OUT_IDENTITY)
+        if block > 1 or not refreshed:
+            y = grid.refresh(y)
+        y = _FusedBlock.apply(y, first.weight, first.bias, second.weight, second.bias, third.weight, third.bias,
+                              grid.offsets, grid.margin, slope, out_mode)
+    if net.head == "sigmoid_bceloss":  # Firner's net ends in nn.Sigmoid: the kernel returns its input, the logits
+        y = torch.sigmoid(y)
+    return y.unsqueeze(1)
+
+
+class _LookupRefreshed(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, table, codes, mask):
+        kernels = _load_kernels()
+        out = table.new_empty(codes.shape)
+        kernels.lookup_refreshed(table.detach().contiguous().numpy(), codes.contiguous().numpy(), mask.numpy(),
+                                 out.numpy())
+        ctx.save_for_backward(codes, mask)
+        ctx.patterns = table.shape[1]
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        codes, mask = ctx.saved_tensors
+        table_grad = grad.new_zeros(codes.shape[0], ctx.patterns)
+        _load_kernels().lookup_refreshed_backward(grad.numpy(), codes.contiguous().numpy(), mask.numpy(),
+                                                  table_grad.numpy())
+        return table_grad, None, None
+
+
+class _FusedBlock(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, w1, b1, w2, b2, w3, b3, offsets, margin, slope, out_mode):
+        kernels = _load_kernels()
+        forward_kernel, _ = kernels.block_kernels(w2.shape[2])
+        replicas, length = x.shape
+        tiled = -(-length // kernels.TILE) * kernels.TILE
+        padded = F.pad(x, (margin, margin + tiled - length)).contiguous()
+        weights = [t.detach().contiguous() for t in (w1, b1, w2, b2, w3, b3)]
+        offsets_array = torch.tensor(offsets, dtype=torch.int64)
+        out = x.new_empty(replicas, tiled)
+        forward_kernel(padded.numpy(), offsets_array.numpy(), margin, *[w.numpy() for w in weights], slope,
+                       out_mode, out.numpy())
+        ctx.save_for_backward(padded, *weights)
+        ctx.offsets, ctx.margin, ctx.slope, ctx.out_mode, ctx.length = offsets_array, margin, slope, out_mode, length
+        return out[:, :length]
+
+    @staticmethod
+    def backward(ctx, grad):
+        _, backward_kernel = _load_kernels().block_kernels(ctx.saved_tensors[3].shape[2])
+        padded, w1, b1, w2, b2, w3, b3 = ctx.saved_tensors
+        length = ctx.length
+        tiled = padded.shape[1] - 2 * ctx.margin
+        grad = F.pad(grad, (0, tiled - length)).contiguous()
+        grads = [torch.zeros_like(t) for t in (padded, w1, b1, w2, b2, w3, b3)]
+        backward_kernel(padded.numpy(), ctx.offsets.numpy(), ctx.margin, w1.numpy(), b1.numpy(), w2.numpy(),
+                        b2.numpy(), w3.numpy(), b3.numpy(), ctx.slope, ctx.out_mode, grad.numpy(),
+                        *[g.numpy() for g in grads])
+        grad_x = grads[0][:, ctx.margin : ctx.margin + length]
+        return (grad_x, *grads[1:], None, None, None, None)
+
+
+def _load_kernels():
+    """`block_kernels` (callers have checked `fused_blocks_apply`)."""
+    return KERNELS.load("block_kernels", "cpu")
