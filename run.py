@@ -15,7 +15,7 @@ def main(config: DictConfig) -> float | None:
 
 if __name__ == "__main__":
     from overparam.config.preflight import preflight
-    from overparam.jobs.devices import register_resolvers
+    from overparam.jobs.resolvers import register_resolvers
 
     register_resolvers()  # ${overparam.n_jobs:...} in conf/hydra/launcher/local_gpus.yaml
 

@@ -216,7 +216,7 @@ def test_bad_settings_stop_the_sweep_before_any_job(tmp_path, override, key):
 def test_report_command_rebuilds_the_same_thresholds_from_the_files_alone(basic_sweep, capsys):
     from tbparse import SummaryReader
 
-    from overparam.report import main
+    from overparam.report.__main__ import main
 
     sweep_dir, _ = basic_sweep
     written_by_the_sweep = (sweep_dir / "thresholds.csv").read_text()

@@ -14,7 +14,7 @@ from overparam.jobs.checkpoints import STAMP, CheckpointDeviceMismatch
 from overparam.jobs.identity import is_done
 from overparam.jobs.job import run
 from overparam.jobs.results import RESULT_FILE, read_result, write_result
-from overparam.report import load_results, swept_keys
+from overparam.report.pool import load_results, swept_keys
 from overparam.tasks.life import LifeTask, parse_rule
 
 

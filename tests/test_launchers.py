@@ -24,7 +24,7 @@ from omegaconf import OmegaConf
 
 from helpers import ROOT, TINY
 from overparam.config import compose
-from overparam.jobs import devices
+from overparam.jobs import devices, gpu_locks, process, resolvers
 from overparam.jobs.identity import identity
 
 # Work that must not be compared between two runs of the same job: where and when it ran.
@@ -71,7 +71,7 @@ UNEVEN = [0.30, 0.05, 0.20, 0.02, 0.40, 0.10, 0.05, 0.25]
 
 def _leased_job(lock_dir: str, job: int, seconds: float) -> dict:
     """What a job does with its GPU: take one, hold it for a while, give it back; report when, where and who."""
-    with devices.DeviceLocks(FAKE_GPUS, lock_dir, poll_seconds=0.005).acquire(timeout=60) as lease:
+    with gpu_locks.DeviceLocks(FAKE_GPUS, lock_dir, poll_seconds=0.005).acquire(timeout=60) as lease:
         start = time.time()
         time.sleep(seconds)
         end = time.time()
@@ -106,14 +106,14 @@ def test_threads_of_one_process_never_share_a_fake_gpu_either(tmp_path):
 def test_a_gpu_held_by_a_killed_job_is_free_again(tmp_path):
     holder = subprocess.Popen(
         [sys.executable, "-c",
-         "import sys, time; sys.path.insert(0, sys.argv[1]); from overparam.jobs.devices import DeviceLocks;"
+         "import sys, time; sys.path.insert(0, sys.argv[1]); from overparam.jobs.gpu_locks import DeviceLocks;"
          "lease = DeviceLocks(['only-gpu'], sys.argv[2]).acquire(); print('held', flush=True); time.sleep(60)",
          str(ROOT / "src"), str(tmp_path)],
         stdout=subprocess.PIPE, text=True,
     )
     try:
         assert holder.stdout.readline().strip() == "held"
-        locks = devices.DeviceLocks(["only-gpu"], tmp_path)
+        locks = gpu_locks.DeviceLocks(["only-gpu"], tmp_path)
         assert locks.try_acquire() is None
         holder.kill()
         holder.wait()
@@ -133,21 +133,21 @@ def test_job_device_holds_one_simulated_gpu_for_the_whole_job(tmp_path, monkeypa
     config = OmegaConf.create({"threads": 1, "trainer": {"accelerator": "gpu"}})
     with devices.job_device(config, tmp_path) as first, devices.job_device(config, tmp_path) as second:
         assert {first.index, second.index} == {0, 1}
-        assert devices.DeviceLocks(["sim0", "sim1"], tmp_path).try_acquire() is None
-    lease = devices.DeviceLocks(["sim0", "sim1"], tmp_path).try_acquire()
+        assert gpu_locks.DeviceLocks(["sim0", "sim1"], tmp_path).try_acquire() is None
+    lease = gpu_locks.DeviceLocks(["sim0", "sim1"], tmp_path).try_acquire()
     assert lease is not None and lease.index == 0
     lease.release()
 
 
 def test_cpu_jobs_side_by_side_split_the_cores_without_oversubscribing(monkeypatch):
-    monkeypatch.setattr(devices, "available_cores", lambda: 8)
+    monkeypatch.setattr(process, "available_cores", lambda: 8)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert devices.default_parallel_jobs("auto", 1) == 8
-    assert devices.default_parallel_jobs("auto", 3) == 2
-    assert devices.default_parallel_jobs("auto", "auto") == 8
+    assert process.default_parallel_jobs("auto", 1) == 8
+    assert process.default_parallel_jobs("auto", 3) == 2
+    assert process.default_parallel_jobs("auto", "auto") == 8
     for n_jobs in (1, 2, 3, 8):
-        assert n_jobs * devices.threads_for("auto", n_jobs) <= 8
-    monkeypatch.setenv(devices.PARALLEL_JOBS_ENV, "4")
+        assert n_jobs * process.threads_for("auto", n_jobs) <= 8
+    monkeypatch.setenv(process.PARALLEL_JOBS_ENV, "4")
     config = OmegaConf.create({"threads": "auto", "trainer": {"accelerator": "cpu"}})
     previous = torch.get_num_threads()
     try:
@@ -158,9 +158,9 @@ def test_cpu_jobs_side_by_side_split_the_cores_without_oversubscribing(monkeypat
 
 
 def test_n_jobs_defaults_to_gpus_or_cores_in_the_composed_launcher_config():
-    devices.register_resolvers()
+    resolvers.register_resolvers()
     config = compose(["hydra/launcher=local_gpus", "threads=1"], return_hydra_config=True)
-    expected = torch.cuda.device_count() if torch.cuda.is_available() else devices.available_cores()
+    expected = torch.cuda.device_count() if torch.cuda.is_available() else process.available_cores()
     assert OmegaConf.select(config, "hydra.launcher.n_jobs") == expected
     assert config.hydra.launcher._target_.endswith("JoblibLauncher")
 
@@ -186,7 +186,7 @@ def test_local_gpus_runs_two_cpu_jobs_at_a_time_and_matches_a_sequential_sweep(t
     intervals = [(r["started_at"], r["finished_at"]) for r in side_by_side.values()]
     assert max_overlap(intervals) == 2, f"expected 2 jobs at a time: {sorted(intervals)}"
     assert len({r["pid"] for r in side_by_side.values()}) == 2  # two joblib workers, each reused
-    assert {r["threads"] for r in side_by_side.values()} == {devices.threads_for("auto", 2)}  # cores shared out
+    assert {r["threads"] for r in side_by_side.values()} == {process.threads_for("auto", 2)}  # cores shared out
     assert max_overlap([(r["started_at"], r["finished_at"]) for r in one_by_one.values()]) == 1
     assert summary_rows(parallel) == summary_rows(sequential)
 

@@ -6,7 +6,7 @@ from omegaconf import OmegaConf
 
 from helpers import TINY, run_py
 from overparam.config import compose
-from overparam.jobs import devices
+from overparam.jobs import process, resolvers
 from overparam.jobs.results import read_result
 from overparam.search.schedule import estimated_cost, longest_first
 
@@ -29,10 +29,10 @@ def test_longest_first_is_a_stable_sort_by_decreasing_cost():
 
 
 def test_a_sweep_defaults_to_the_whole_machine():
-    devices.register_resolvers()
+    resolvers.register_resolvers()
     config = compose([], return_hydra_config=True)
     assert config.hydra.launcher._target_.endswith("LongestFirstJoblibLauncher")
-    assert OmegaConf.select(config, "hydra.launcher.n_jobs") == devices.default_parallel_jobs("auto", 1)
+    assert OmegaConf.select(config, "hydra.launcher.n_jobs") == process.default_parallel_jobs("auto", 1)
 
 
 def _summary_table(stdout: str) -> list[str]:

@@ -9,9 +9,9 @@ from scipy import stats
 
 from overparam.jobs.results import write_result
 from overparam.report import load_results, pool, write_report
-from overparam.report.crossing import crossings
 from overparam.report.curves import chart_kind
 from overparam.report.figures import CHART_FIGURE_FILE
+from overparam.report.width_files import crossings
 from overparam.stats import interval_columns, mean_interval
 
 BAND = ["error_mean", "error_ci_low", "error_ci_high"]

@@ -6,8 +6,13 @@ import math
 
 import torch
 
+# Every interval of the project is a 95% one: Wilson bands, t intervals, the critical width's profile likelihood
+# (its cut-off is Z ** 2, the chi2(1) quantile) and the search's "clearly above / below" decisions.
+CONFIDENCE = 0.95
+Z = 1.959963984540054  # the standard normal's (1 + CONFIDENCE) / 2 quantile
 
-def wilson_interval(successes: int, trials: int, z: float = 1.959963984540054) -> tuple[float, float]:
+
+def wilson_interval(successes: int, trials: int, z: float = Z) -> tuple[float, float]:
     """The Wilson score interval for a binomial proportion (95% by default); (0, 1) when there are no trials."""
     if trials == 0:
         return 0.0, 1.0
@@ -67,7 +72,7 @@ def _is_finite_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def mean_interval(values: list[float], confidence: float = 0.95) -> tuple[float, float]:
+def mean_interval(values: list[float], confidence: float = CONFIDENCE) -> tuple[float, float]:
     """Student's t interval for the mean of `values` (replicas as independent draws); NaNs with fewer than two."""
     from scipy import stats
 

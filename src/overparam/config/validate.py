@@ -112,8 +112,8 @@ def validate(config) -> None:
     _check_buildable("optim", groups["optim"], OPTIMIZER_CHECKS)
     missing = [name for name in task_class.NET_INPUTS if name not in inspect.signature(model_class).parameters]
     if missing:
-        fail("model", model_class.config_name,
-             f"cannot take task={task_class.config_name}'s inputs ({', '.join(missing)}); pick another model=")
+        fail("model", model_class.__name__,
+             f"cannot take {task_class.__name__}'s inputs ({', '.join(missing)}); pick another model=")
     model_class.check(groups["model"])
     task_class.check(groups["task"], groups["model"])
     _check_analyses(config.get("analysis"), groups, task_class, model_class)

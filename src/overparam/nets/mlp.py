@@ -27,7 +27,6 @@ class ReplicaMLP(ReplicaNet):
     replica draws from its own "init" stream.
     """
 
-    config_name: ClassVar[str] = "mlp"
     RUNTIME_ARGUMENTS: ClassVar[tuple[str, ...]] = ("replicas", "inputs", "outputs")
     CHECKS: ClassVar[dict[str, Check]] = {**ReplicaNet.CHECKS, "hidden": _hidden_widths,
                                           "init": choice("uniform", "orthogonal")}

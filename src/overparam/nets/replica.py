@@ -26,8 +26,6 @@ PRELU_INIT = 0.25
 class ReplicaNet(nn.Module):
     """K replicas of one model. Subclasses build `layers` (ReplicaLinear) and `acts` (ReplicaActivation)."""
 
-    #: conf/model/<config_name>.yaml extends this class's schema (`overparam.config.register_schemas`).
-    config_group: ClassVar[str] = "model"
     #: Constructor arguments the job supplies (not config keys): the replica count and the task's `net_inputs()`.
     RUNTIME_ARGUMENTS: ClassVar[tuple[str, ...]] = ("replicas",)
     CHECKS: ClassVar[dict[str, Check]] = {"m_factor": integer(1), "activation": choice(*ACTIVATIONS)}

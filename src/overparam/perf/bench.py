@@ -10,7 +10,7 @@ Both are reported per replica-step; GFLOP/s count the nominal conv arithmetic of
 = 3x forward), so for overparam, which skips part of that arithmetic, they are an *effective* rate.
 The matmul peak (2048 x 2048 fp32) is measured in the same run to put those rates in scale.
 
-On CPU the run first sets glibc's malloc to keep freed memory (`devices.keep_freed_memory`, as every job does):
+On CPU the run first sets glibc's malloc to keep freed memory (`process.keep_freed_memory`, as every job does):
 a process setting, so it holds for the reference and overparam alike (`--default-malloc` leaves glibc's defaults).
 `--device cuda` runs both sides on the GPU, timing with `torch.cuda.synchronize` around the measured steps only
 (none inside the training path).
@@ -266,7 +266,7 @@ def run(ms, steps_list, replicas_list, seconds, mlp_size, mlp_batch, threads, ov
     torch.set_num_threads(threads)
     malloc = "glibc defaults"
     if keep_memory and torch.device(device).type == "cpu":
-        from overparam.jobs.devices import keep_freed_memory
+        from overparam.jobs.process import keep_freed_memory
 
         malloc = "keep freed memory (process setting: reference and overparam alike)" if keep_freed_memory() \
             else "not glibc: defaults"
@@ -385,7 +385,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--cuda-graphs", action="store_true",
                         help="with --device cuda: also time the step replayed as a CUDA graph (perf.cuda_graphs)")
     parser.add_argument("--default-malloc", action="store_true",
-                        help="leave glibc's malloc settings as they are (jobs set them; see devices.keep_freed_memory)")
+                        help="leave glibc's malloc settings as they are (jobs set them; see process.keep_freed_memory)")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():

@@ -183,7 +183,7 @@ def main(argv=None) -> list[dict]:
     parser.add_argument("--out", default="breakdown.json")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    from overparam.jobs.devices import keep_freed_memory
+    from overparam.jobs.process import keep_freed_memory
 
     keep_freed_memory()
     for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):

@@ -1,17 +1,21 @@
-"""The tasks' own charts vs width as one figure: a panel per chart (`Task.CHARTS`), log width axis.
+"""The sweep's figures: success rate vs width with Wilson bands (success_vs_width.png), and the tasks' and analyses'
+own charts vs width (charts.png), a panel per chart (`Task.CHARTS`, `Analysis.CHARTS`), log width axis.
 
 A chart of `[m_mean, m_ci_low, m_ci_high]` is drawn as its mean with the interval as a band; any other chart draws
 each of its columns as a line. On every panel a dotted vertical line marks, per curve, the smallest width at which
 every replica succeeds (for a task whose success is "fits its training set", the interpolation threshold).
 
-    SWEEP_DIR/task_charts.png (the report writes it when the sweep's tasks declare charts)
+    SWEEP_DIR/charts.png (the report writes it when the sweep's tasks or analyses declare charts)
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-CHART_FIGURE_FILE = "task_charts.png"
+from overparam.report.curves import _format, chart_kind, curve_name, curves
+
+CHART_FIGURE_FILE = "charts.png"
+FIGURE_FILE = "success_vs_width.png"
 
 
 def chart_titles(points) -> list[str]:
@@ -20,8 +24,6 @@ def chart_titles(points) -> list[str]:
 
 def make_chart_figure(points):
     """The figure, or None when no point carries a chart."""
-    from overparam.report.curves import _format, chart_kind, curve_name, curves
-
     titles = chart_titles(points)
     if not titles:
         return None
@@ -87,3 +89,51 @@ def write_chart_figure(points, out_dir: str | Path) -> Path | None:
     plt.close(figure)
     staging.replace(path)
     return path
+
+
+def _curve_style(index: int) -> dict:
+    """Curves that coincide (two rows of zeros) must all stay visible: each later curve is drawn thinner, dashed
+    differently, with a smaller hollow marker of another shape, so the ones beneath show around it."""
+    return {
+        "marker": "osD^vPX"[index % 7],
+        "markersize": max(3.0, 10.0 - 1.5 * index),
+        "markerfacecolor": "none",
+        "markeredgewidth": 1.5,
+        "linestyle": ["-", "--", "-.", ":"][index % 4],
+        "linewidth": max(1.0, 3.0 - 0.5 * index),
+    }
+
+
+def make_figure(points):
+    """Success rate vs width, one line per curve, log x, Wilson 95% bands."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker
+
+    figure, axis = plt.subplots(figsize=(7, 4.5))
+    for index, (curve, members) in enumerate(curves(points).items()):
+        numeric = [p for p in members if isinstance(p.width, (int, float))]
+        if not numeric:
+            continue
+        summaries = [p.summary() for p in numeric]
+        widths = [p.width for p in numeric]
+        rates = [s["success_rate"] for s in summaries]
+        line = axis.plot(widths, rates, label=curve_name(curve), **_curve_style(index))[0]
+        axis.fill_between(
+            widths, [s["success_ci_low"] for s in summaries], [s["success_ci_high"] for s in summaries],
+            color=line.get_color(), alpha=0.15,
+        )
+    axis.set_xscale("log")
+    widths = sorted({p.width for p in points if isinstance(p.width, (int, float)) and p.rows})
+    if widths:
+        axis.set_xticks(widths, [_format(w) for w in widths])
+        axis.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    axis.set_xlabel("width factor m")
+    axis.set_ylabel("success rate (95% Wilson band)")
+    axis.set_ylim(-0.02, 1.02)
+    axis.grid(True, which="both", alpha=0.3)
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    return figure

@@ -32,8 +32,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from overparam.stats import Z
+
 TARGETS = (0.5, 0.9)
-CHI2_95 = 3.841458820694124  # chi2(1) 95% quantile: the profile-likelihood cut-off
+CHI2_95 = Z**2  # chi2(1) 95% quantile (3.8415): the profile-likelihood cut-off, at the project's one confidence
 FIELDS = ("curve", "target", "quantity", "unit", "estimate", "ci_low", "ci_high", "status", "widths", "trials",
           "successes")
 
@@ -152,6 +154,15 @@ def _profile_interval(s, n, x, logit, theta_hat, llf_max):
     low = low if low >= x[0] else -math.inf
     high = high if high <= x[-1] else math.inf
     return low, high
+
+
+def grid_bracket(rates: list[tuple[float, float]], target: float) -> tuple[float | None, float | None]:
+    """Where a curve read off its grid (`(width, success rate)` pairs) crosses `target`, with no model: the smallest
+    width whose rate reaches the target, and the widest narrower one whose rate is below it (None when missing)."""
+    ordered = sorted(rates)
+    high = next((width for width, rate in ordered if rate >= target), None)
+    below = [width for width, rate in ordered if rate < target and (high is None or width < high)]
+    return (below[-1] if below else None), high
 
 
 def params_at(width: float, grid: list[tuple[float, float]]) -> float:

@@ -18,8 +18,6 @@ from overparam.config import Check
 
 
 class Task(ABC):
-    #: conf/task/<config_name>.yaml extends this class's schema (`overparam.config.register_schemas`).
-    config_group: ClassVar[str] = "task"
     #: Ranges and choices of the config keys, checked before any job starts.
     CHECKS: ClassVar[dict[str, Check]] = {}
     #: Charts the report draws against width besides the success rate: title -> summary columns.

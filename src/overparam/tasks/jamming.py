@@ -56,7 +56,6 @@ def quadratic_hinge(outputs: torch.Tensor, labels: torch.Tensor, margin: float) 
 class JammingTask(Task):
     """Fit P random points with random +-1 labels at margin 1 (quadratic hinge, full batch)."""
 
-    config_name: ClassVar[str] = "jamming"
     NET_INPUTS: ClassVar[tuple[str, ...]] = ("inputs", "outputs")
     CHECKS: ClassVar[dict[str, Check]] = {
         "points": integer(1),

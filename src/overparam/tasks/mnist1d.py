@@ -107,7 +107,6 @@ def noisy_labels(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
 class MNIST1DTask(Task):
     """Classify MNIST-1D signals with a fraction of the training labels replaced at random."""
 
-    config_name: ClassVar[str] = "mnist1d"
     NET_INPUTS: ClassVar[tuple[str, ...]] = ("inputs", "outputs")
     CHECKS: ClassVar[dict[str, Check]] = {
         "samples": integer(2 * CLASSES),

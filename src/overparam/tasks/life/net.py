@@ -50,7 +50,6 @@ class LifeConvNet(ReplicaNet):
     `baddbmm`; the first block, which sees only 0/1 cells, is evaluated once per 3x3 pattern and looked up.
     """
 
-    config_name: ClassVar[str] = "life_conv"
     # The job passes the replica count and LifeTask's net_inputs(); `blocks` is for building a net by hand.
     RUNTIME_ARGUMENTS: ClassVar[tuple[str, ...]] = ("replicas", "blocks", "steps", "boundary", "rule")
     CHECKS: ClassVar[dict[str, Check]] = {

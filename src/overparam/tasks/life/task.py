@@ -75,7 +75,6 @@ def _embed_cells(grid: FlatBoards, boards: torch.Tensor) -> torch.Tensor:
 class LifeTask(Task):
     """Predict a Life-like rule `steps` generations ahead on random boards; succeed on every held-out board."""
 
-    config_name: ClassVar[str] = "life"
     NET_INPUTS: ClassVar[tuple[str, ...]] = ("steps", "boundary", "rule")
     CHECKS: ClassVar[dict[str, Check]] = {
         "neighborhood": choice(*NEIGHBORHOODS),

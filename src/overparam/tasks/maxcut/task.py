@@ -37,7 +37,6 @@ def _test_count(samples: int, fraction: float) -> int:
 class MaxCutTask(Task):
     """From the Max-Cut QUBO of a random graph, predict the graph (in one of three target encodings)."""
 
-    config_name: ClassVar[str] = "maxcut"
     NET_INPUTS: ClassVar[tuple[str, ...]] = ("inputs", "outputs")
     CHECKS: ClassVar[dict[str, Check]] = {
         "nodes": integer(2),

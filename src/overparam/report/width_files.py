@@ -1,8 +1,7 @@
-"""The report's thresholds: m50 / m90 per curve to thresholds.csv, the figure, TensorBoard and the terminal.
-
-Called from overparam.report with the curves it draws ({curve name: grid points}); it reads only what the
-grid points hold (per-replica `success`, width, params_per_replica), so `python -m overparam.report DIR`
-gives the same numbers as the end of the sweep.
+"""The report's answer to "where does each curve cross the target?", written out: thresholds.csv (m50 / m90 with
+95% intervals, `width.fit_thresholds`), crossing.csv (the grid's bracket of one half, `width.grid_bracket`), their
+marks on the figure, TensorBoard and the terminal. Reads only what the grid points hold (per-replica `success`,
+width, params_per_replica), so `python -m overparam.report DIR` gives the same numbers as the end of the sweep.
 """
 
 from __future__ import annotations
@@ -10,10 +9,13 @@ from __future__ import annotations
 import csv
 import io
 import math
+import sys
+from itertools import pairwise
 from pathlib import Path
 
 from overparam.atomic import atomic_write_text
-from overparam.report.width import FIELDS, TARGETS, describe, threshold_rows
+from overparam.report.curves import curve_name, curves
+from overparam.report.width import FIELDS, TARGETS, describe, grid_bracket, threshold_rows
 
 THRESHOLDS_FILE = "thresholds.csv"
 TEXT_TAG = "thresholds"
@@ -100,3 +102,74 @@ def report_thresholds(named_curves: dict, out_dir: Path, figure) -> list[dict]:
     write_thresholds_csv(rows, Path(out_dir) / THRESHOLDS_FILE)
     draw_thresholds(rows, figure)
     return rows
+
+
+# ----- crossing.csv: the grid's own bracket, no model -------------------------------------------------------
+
+
+CROSSING_FILE = "crossing.csv"
+
+
+def crossings(points) -> list[dict]:
+    """One row per curve of the report's grid points (`overparam.report.GridPoint`), numeric widths only."""
+    rows = []
+    for curve, members in curves(points).items():
+        grid = sorted(
+            ((p.width, p.params_per_replica, p.summary()["success_rate"]) for p in members
+             if isinstance(p.width, (int, float))),
+            key=lambda item: item[0],
+        )
+        if not grid:
+            continue
+        by_width = {item[0]: item for item in grid}
+        low, high = (by_width.get(width) for width in grid_bracket([(w, rate) for w, _, rate in grid], 0.5))
+        everyone = [item for item in grid if item[2] == 1.0]
+        rows.append({
+            "curve": curve_name(curve),
+            **dict(curve),
+            "width_below": low[0] if low else None, "params_below": low[1] if low else None,
+            "rate_below": low[2] if low else None,
+            "width_above": high[0] if high else None, "params_above": high[1] if high else None,
+            "rate_above": high[2] if high else None,
+            # with non-monotone rates a narrower width may pass 0.5 and a wider one fall back: say so
+            "monotone": all(a[2] <= b[2] for a, b in pairwise(grid)),
+            "all_succeed_width": everyone[0][0] if everyone else None,
+            "all_succeed_params": everyone[0][1] if everyone else None,
+        })
+    return rows
+
+
+def write_crossings(points, out_dir: str | Path) -> list[dict]:
+    rows = crossings(points)
+    columns = list(dict.fromkeys(column for row in rows for column in row))
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({key: _crossing_cell(value) for key, value in row.items()})
+    atomic_write_text(Path(out_dir) / CROSSING_FILE, buffer.getvalue())
+    return rows
+
+
+def _crossing_cell(value):
+    return ",".join(map(str, value)) if isinstance(value, tuple) else value
+
+
+def print_crossings(rows: list[dict], file=sys.stdout) -> None:
+    for row in rows:
+        low = f"width {row['width_below']} ({row['params_below']} params, rate {_rate(row['rate_below'])})"
+        high = f"width {row['width_above']} ({row['params_above']} params, rate {_rate(row['rate_above'])})"
+        if row["width_below"] is not None and row["width_above"] is not None:
+            half = f"success rate crosses 0.5 between {low} and {high}"
+        elif row["width_below"] is not None:
+            half = f"success rate <= 0.5 up to the widest point, {low}"
+        else:
+            half = f"success rate >= 0.5 from the narrowest point, {high}"
+        everyone = (f"; every replica succeeds from width {row['all_succeed_width']} "
+                    f"({row['all_succeed_params']} params)" if row["all_succeed_width"] is not None else "")
+        note = "" if row["monotone"] else " [rates not monotone in width]"
+        print(f"{row['curve']}: {half}{everyone}{note}", file=file)
+
+
+def _rate(value) -> str:
+    return "-" if value is None else f"{value:.2f}"
