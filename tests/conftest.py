@@ -16,10 +16,3 @@ os.environ.setdefault("HYDRA_FULL_ERROR", "0")
 @pytest.fixture
 def root() -> Path:
     return ROOT
-
-
-def compose(overrides=()):
-    """The real config tree, composed as `python run.py <overrides>` would."""
-    from overparam.config import compose as compose_config
-
-    return compose_config(overrides)

@@ -7,8 +7,8 @@ import json
 import pytest
 import torch
 
-from conftest import compose
 from helpers import TINY
+from overparam.config import compose
 from overparam.jobs import devices
 from overparam.jobs.checkpoints import STAMP, CheckpointDeviceMismatch
 from overparam.jobs.identity import is_done

@@ -10,6 +10,7 @@ from overparam.tasks.life.flatboards import FlatBoards
 from overparam.tasks.life.kernels import SWITCH
 from overparam.tasks.life.kernels import codes as fast_codes
 from overparam.tasks.life.net import LifeConvNet
+from overparam.tasks.life.paths import flat_targets
 
 pytest.importorskip("numba")
 RULES = [("B3/S23", "moore"), ("B36/S125", "moore"), ("B2/S0", "von_neumann")]
@@ -37,7 +38,7 @@ def test_flat_codes_and_targets_equal_the_torch_path(boundary, steps, rule, neig
     assert fast is not None  # a comparison of two paths, not of the torch path with itself
     _torch_path(monkeypatch)
     codes = grid.codes(alive)
-    targets = task._flat_targets(alive, codes, grid)
+    targets = flat_targets(task, alive, codes, grid)
     assert torch.equal(fast[0], codes) and fast[0].dtype == codes.dtype
     assert torch.equal(fast[1], targets) and fast[1].dtype == targets.dtype
     assert bool(targets.any()) and bool((targets == 0).any())  # not a trivially empty or full board

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from conftest import compose
+from overparam.config import compose
 from overparam.config.validate import ConfigError, validate
 from overparam.core.build import build_net, build_task
 from overparam.seeds import replica_generator, replica_seeds

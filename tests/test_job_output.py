@@ -7,8 +7,8 @@ import pytest
 from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 from tensorboard.plugins.hparams import plugin_data_pb2
 
-from conftest import compose
 from helpers import TINY
+from overparam.config import compose
 from overparam.jobs.hparams import job_hparams, overridden_keys
 from overparam.jobs.job import run
 from overparam.jobs.results import read_result

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import compose
+from overparam.config import compose
 from overparam.config.validate import ConfigError, validate
 from overparam.seeds import replica_generator, replica_seeds
 from overparam.tasks import mnist1d as task_module

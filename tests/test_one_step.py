@@ -5,9 +5,8 @@ own knobs either work per replica or are refused in one line."""
 import pytest
 import torch
 
-from conftest import compose
 from helpers import TINY, run_py
-from overparam.config import ConfigError
+from overparam.config import ConfigError, compose
 from overparam.config.preflight import check
 from overparam.core.build import build_hand_driven, build_module, build_net, build_task
 from overparam.core.step import clip_replica_gradients, replica_step

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from conftest import compose
 from helpers import TINY
+from overparam.config import compose
 from overparam.core.convergence import settled
 from overparam.jobs.identity import identity
 from overparam.jobs.results import read_result

@@ -8,30 +8,23 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import ClassVar, Protocol, runtime_checkable
+from typing import ClassVar
 
 import torch
-from torch.nn import functional as F
 
 from overparam.config import Check, ConfigError, choice, fail, integer, is_number, number, optional
 from overparam.core.phases import phase
 from overparam.tasks.base import Task
-from overparam.tasks.life.flatboards import FlatBoards
-from overparam.tasks.life.kernels import codes as fast_codes
-from overparam.tasks.life.patterns import PATTERN_COUNT, rule_table
+from overparam.tasks.life.paths import (
+    PatternNet,
+    binary_cross_entropy,
+    flat_losses,
+    pattern_losses,
+    pattern_target_counts,
+)
 from overparam.tasks.life.rules import BOUNDARIES, NEIGHBORHOODS, Rule, blocks_for, parse_rule
 from overparam.tasks.life.simulate import fair_coin_boards, life_run, sample_boards
 from overparam.tasks.sampling import EpochSampler
-
-
-@runtime_checkable
-class PatternNet(Protocol):
-    """A net whose first block sees each cell's 3x3 pattern only (LifeConvNet): it can be run on the 512
-    patterns (`pattern_outputs`, None when the whole net is not a function of them) or on flat boards."""
-
-    def pattern_outputs(self) -> torch.Tensor | None: ...
-
-    def flat_outputs(self, alive, grid, dropout_generators=None, codes=None) -> torch.Tensor: ...
 
 
 def _density(key, value) -> None:
@@ -43,32 +36,6 @@ def _density(key, value) -> None:
     if is_number(value):
         fail(key, value, "must be a probability in [0, 1] or a range [low, high] inside [0, 1]")
     fail(key, value, "must be a probability in [0, 1] or a range [low, high] with 0 <= low <= high <= 1")
-
-
-def _interior_mask(grid: FlatBoards, device, dtype=torch.bool) -> torch.Tensor:
-    """`[L]`: 1 (True) at the flat positions of real cells (not padding, nor wrap's ring); shared, read only."""
-    return grid.interior_mask(dtype, device)
-
-
-def _binary_cross_entropy(outputs, targets, output_kind: str, weight=None) -> torch.Tensor:
-    """Elementwise BCE on logits (sigmoid head) or probabilities (clamp head), optionally weighted."""
-    if output_kind == "logits":
-        return F.binary_cross_entropy_with_logits(outputs, targets, weight=weight, reduction="none")
-    weight = None if weight is None else weight.expand_as(outputs)
-    return F.binary_cross_entropy(outputs, targets, weight=weight, reduction="none")
-
-
-def _count(values: torch.Tensor, size: int) -> torch.Tensor:
-    """How often each of 0..size-1 occurs in `values`. `bincount` reads the largest value on the host to size its
-    output (a sync on a GPU); adding ones into `size` bins does not, and on CPU `bincount` is as fast."""
-    if values.device.type == "cpu":
-        return torch.bincount(values, minlength=size)
-    return torch.zeros(size, device=values.device).index_add_(0, values, torch.ones_like(values, dtype=torch.float))
-
-
-def _embed_cells(grid: FlatBoards, boards: torch.Tensor) -> torch.Tensor:
-    """0/1 boards (uint8 as `train_cells` makes them, or any other dtype) in the flat layout, as uint8."""
-    return grid.embed(boards if boards.dtype == torch.uint8 else (boards != 0).to(torch.uint8))
 
 
 @dataclass
@@ -197,14 +164,9 @@ class LifeTask(Task):
 
     def training_losses(self, net, generators, dropout_generators, device) -> torch.Tensor:
         """Mean loss per replica `[K]` on a fresh batch: what the plain path `Task.training_losses` gives, by the
-        fastest path the net allows. The one place where the path is chosen:
-
-        - `patterns`: the whole net is a function of each cell's 3x3 pattern (one block, no Dropout2d), so the
-          batch enters only through how often each (pattern, target) pair occurs: a 1024-term weighted sum per
-          replica instead of a loss per cell, and gradients through 512 outputs instead of 12,800;
-        - `flat`: deeper nets run on boards laid out flat (`FlatBoards`), codes shared by targets and net;
-        - `plain`: any other net, boards -> net -> per-cell loss.
-        """
+        fastest path the net allows (`tasks.life.paths`); the one place where the path is chosen: the pattern path
+        for a net that is a function of each cell's 3x3 pattern, the flat path for deeper Life nets, the plain path
+        for any other net."""
         with phase("boards"):
             cells = self.train_cells(generators, device)
         if not isinstance(net, PatternNet):
@@ -213,71 +175,12 @@ class LifeTask(Task):
         with phase("net on the 512 patterns"):
             per_pattern = net.pattern_outputs()
         if per_pattern is None:
-            return self._flat_losses(net, cells, dropout_generators)
-        return self._pattern_losses(per_pattern, cells, net.output_kind)
-
-    def _pattern_losses(self, per_pattern: torch.Tensor, cells: torch.Tensor, output_kind: str) -> torch.Tensor:
-        """The mean loss per replica from the net's output per pattern `[K, 512]` and the batch's pattern counts."""
-        with phase("codes, targets, pattern counts"):
-            counts = self.pattern_target_counts(cells)
-        with phase("loss"):
-            outputs = per_pattern.unsqueeze(-1).expand(-1, -1, 2)
-            # made on the device, so no host-to-device copy per step
-            targets = torch.arange(2, device=outputs.device, dtype=outputs.dtype).expand_as(outputs)
-            losses = _binary_cross_entropy(outputs, targets, output_kind, weight=counts)
-            return losses.sum((1, 2)) / (self.batch_size * self.train_size**2)
-
-    def _flat_losses(self, net, boards: torch.Tensor, dropout_generators) -> torch.Tensor:
-        """The mean loss per replica computed in the flat layout (`FlatBoards`): boards, targets, the net's
-        outputs and the loss stay contiguous, the boards' neighborhood codes serve both the targets and the
-        net's first block, and padding positions get weight 0."""
-        replicas, batch, height, width = boards.shape
-        grid = FlatBoards(batch, height, width, self.boundary)
-        with phase("codes, targets"):
-            alive = _embed_cells(grid, boards)
-            fast = fast_codes.flat_codes_and_targets(alive, grid, self.rule, self.steps)
-            codes = grid.codes(alive) if fast is None else fast[0]
-            targets = self._flat_targets(alive, codes, grid) if fast is None else fast[1]
-        with phase("net"):
-            outputs = net.flat_outputs(alive, grid, dropout_generators, codes)
-        with phase("loss"):
-            weight = _interior_mask(grid, outputs.device, outputs.dtype)
-            losses = _binary_cross_entropy(outputs, targets.to(outputs.dtype), net.output_kind, weight=weight)
-            return losses.sum(-1) / (batch * height * width)
-
-    def _flat_targets(self, alive: torch.Tensor, codes: torch.Tensor, grid: FlatBoards) -> torch.Tensor:
-        """uint8 `[K, L]`: the flat boards `alive` (whose codes are `codes`) after `steps` generations."""
-        state, table = alive, rule_table(self.rule, alive.device)
-        for step in range(self.steps):
-            if step:
-                codes = grid.codes(grid.refresh(state))
-            state = table.index_select(0, codes.reshape(-1)).view(codes.shape)
-        return state
+            return flat_losses(self, net, cells, dropout_generators)
+        return pattern_losses(self, per_pattern, cells, net.output_kind)
 
     def pattern_target_counts(self, boards: torch.Tensor) -> torch.Tensor:
-        """`[K, 512, 2]` float: how many cells of replica k's boards have 3x3 pattern p and target t.
-
-        uint8 boards are taken to be 0/1 (as `train_cells` makes them). Counted in the flat layout, where codes
-        and states are contiguous: padding positions go to a spare bin per replica instead of being cut out.
-        """
-        cells = boards if boards.dtype == torch.uint8 else (boards != 0).to(torch.uint8)
-        fast = fast_codes.pattern_target_counts(cells, self.rule, self.steps, self.boundary)
-        if fast is not None:  # the same counts in one numba pass (overparam.tasks.life.kernels.codes)
-            return fast
-        replicas, batch, height, width = boards.shape
-        grid = FlatBoards(batch, height, width, self.boundary)
-        state = _embed_cells(grid, boards)
-        first_codes = grid.codes(state)
-        state = self._flat_targets(state, first_codes, grid)
-        bins_per_replica = 2 * PATTERN_COUNT + 1  # the last one collects the padding
-        bins = torch.add(state, first_codes, alpha=2)
-        interior = _interior_mask(grid, boards.device, bins.dtype)
-        bins.mul_(interior).add_((1 - interior) * (2 * PATTERN_COUNT))  # (arithmetic: cheaper than masked_fill_)
-        bins += torch.arange(0, replicas * bins_per_replica, bins_per_replica, device=bins.device,
-                             dtype=bins.dtype).unsqueeze(1)
-        counts = _count(bins.reshape(-1), replicas * bins_per_replica)
-        counts = counts.view(replicas, bins_per_replica)[:, : 2 * PATTERN_COUNT]
-        return counts.reshape(replicas, PATTERN_COUNT, 2).float()
+        """`[K, 512, 2]` float: how many cells of replica k's 0/1 boards have 3x3 pattern p and target t."""
+        return pattern_target_counts(self, boards)
 
     def test_set(self, device) -> tuple[torch.Tensor, torch.Tensor]:
         """The held-out boards `[T, H, W]` on `device`, the same for every replica and every job with this test_seed,
@@ -289,7 +192,7 @@ class LifeTask(Task):
     @staticmethod
     def replica_losses(outputs: torch.Tensor, targets: torch.Tensor, output_kind: str, weight=None) -> torch.Tensor:
         """Mean binary cross-entropy per replica, `[K]` (weighted mean with `weight`, as `fixed_batch` gives)."""
-        losses = _binary_cross_entropy(outputs, targets, output_kind)
+        losses = binary_cross_entropy(outputs, targets, output_kind)
         if weight is None:
             return losses.flatten(1).mean(1)
         return (losses * weight).flatten(1).sum(1) / weight.flatten(1).sum(1)
