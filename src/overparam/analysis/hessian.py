@@ -185,7 +185,9 @@ def hessian_spectra(net, task, settings) -> tuple[list[dict], list]:
         if weights is not None:
             for conv in module:
                 if isinstance(conv, torch.nn.Conv2d):
-                    conv.padding = (0, 0)  # a 3x3 pattern in, its center cell's output out
+                    # a 3x3 pattern in, its center cell's output out; a circular (wrap) conv pads in its own
+                    # F.pad call, from sizes fixed at construction, so it must become a zero-padding conv too
+                    conv.padding, conv.padding_mode = (0, 0), "zeros"
         hessian = ReplicaHessian(module, inputs, targets, net.output_kind, weights)
         row = spectrum_summary(hessian, settings)
         densities.append((row["hessian_slq_nodes"], row["hessian_slq_weights"]))
