@@ -121,7 +121,7 @@ def split_losses(module, clock: _Clock) -> torch.Tensor:
     elif fused_path:
         outputs = fused.later_blocks(net, x, grid)[:, 0]
     else:
-        outputs = net._run_layers(x, start, len(net.layers), grid, module.dropout_generators)[:, 0]
+        outputs = net._run_layers(x, start, len(net.layers), grid)[:, 0]
     clock.lap("later blocks")
     outputs.register_hook(clock.hook("backward: loss"))
     targets = (task._flat_targets(alive, codes, grid) if fast is None else fast[1]).to(outputs.dtype)
