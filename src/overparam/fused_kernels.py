@@ -70,7 +70,13 @@ def block_kernels(m: int, dropout: bool = False):
                 v = v + a7 * s7[t]
                 v = v + a8 * s8[t]
                 unit[t] = v if v > zero else slope * v
-        second_layer(k, w2, b2, slope, h1, h2)
+        for d in range(narrow):  # `second_layer`, written out: a closure that calls another compiled function
+            bias, unit = b2[k, 0, d], h2[d]  # misses numba's disk cache in every new process (its key pickles it)
+            for t in range(TILE):
+                v = bias
+                for c in range(wide):  # a compile-time count: unrolled, the weights held in registers
+                    v = v + w2[k, c, d] * h1[c, t]
+                unit[t] = v if v > zero else slope * v
 
     @njit(fastmath=IN_ORDER, cache=True)
     def hidden_dropped(x, k, base, offsets, w1, b1, w2, b2, slope, h1, h2, keeps):
