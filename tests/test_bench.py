@@ -25,6 +25,35 @@ def test_quick_benchmark_writes_ratios(tmp_path):
     assert written["mlp"]["size"] == 64 and written["mlp"]["fraction_of_peak"] > 0
 
 
+def test_quick_firner_benchmark_reports_his_loop_and_both_nets(tmp_path):
+    out = tmp_path / "bench.json"
+    bench.main(["--firner", "--quick", "--out", str(out), "--ms", "1", "--replicas", "2", "--seconds", "0.02"])
+    written = json.loads(out.read_text())
+    assert written["points"] == [] and "mlp" not in written
+    assert [(p["m"], p["steps"], p["replicas"]) for p in written["firner_points"]] == [(1, 2, 2)]
+    point = written["firner_points"][0]
+    for key in ("ratio", "no_dropout_ratio", "reference_ms_per_step", "dropout_ms_per_replica_step",
+                "no_dropout_ms_per_replica_step", "dropout_fraction_of_peak", "no_dropout_fraction_of_peak"):
+        assert math.isfinite(point[key]) and point[key] > 0
+    assert point["ratio"] == pytest.approx(point["reference_ms_per_step"] / point["dropout_ms_per_replica_step"])
+
+
+def test_firners_reference_loop_trains_the_net_overparam_exports():
+    """His loop's net, layer for layer, is what `export_replica` makes of a replica of `experiment=firner`."""
+    from overparam.analysis.export import export_replica
+    from overparam.bench_reference import firner_net
+    from overparam.nets.life_conv import LifeConvNet
+
+    for blocks in (1, 2, 3):
+        net = LifeConvNet(1, blocks, 3, "leaky_relu", "sigmoid_bceloss", normalize=True, dropout=0.4)
+        exported, reference = export_replica(net, 0), firner_net(3, blocks)
+        assert [type(layer) for layer in reference] == [type(layer) for layer in exported]
+        assert [getattr(layer, "p", None) for layer in reference] == [getattr(layer, "p", None) for layer in exported]
+        assert reference.training
+    step = bench.firner_step(2, 2, 6, 4)
+    step()  # one step of his loop runs
+
+
 def test_nominal_flops_match_the_parameter_count_per_cell():
     # Multiply-adds per cell are the weights of a block: 2m^2 + 19m of its 2m^2 + 22m + 1 parameters
     # (3m + 1 are biases).

@@ -1,6 +1,11 @@
 """Speed of the replica-batched training path, measured against Firner's plain loop in the same run.
 
     python -m overparam.bench [--quick] [--out bench.json] [--threads 1] [--device cpu|cuda] [--cuda-graphs]
+    python -m overparam.bench --firner [--steps 2 3] [--ms 5 20] [--replicas 20]
+
+`--firner` measures Firner's own setting instead (`experiment=firner`: Dropout2d 0.4, LeakyReLU, nn.Sigmoid +
+nn.BCELoss, von Neumann, dead edges) against his own loop (`overparam.bench_reference`), and the same overparam net
+without dropout (`model.dropout=0`), all in the same run.
 
 Every figure is a ratio to something measured in this process a moment earlier, because the machine is
 shared: (a) the reference, one Game of Life net trained by a plain PyTorch loop (nn.Conv2d, Adam, BCE,
@@ -35,10 +40,12 @@ import torch
 from omegaconf import OmegaConf
 from torch import nn
 
+from .bench_reference import firner_step
 from .config import compose
 from .tasks.life import life_run, parse_rule
 
 BOARD, BATCH = 10, 128
+FIRNER = ("experiment=firner",)
 
 
 # ----- the machine ---------------------------------------------------------------------------------------
@@ -126,8 +133,9 @@ def reference_seconds_per_step(m: int, steps: int, rule, seconds: float, device=
 # ----- (b) overparam's path: ReplicaModule, through Lightning and in a raw loop ---------------------------------
 
 
-def compose_config(m: int, steps: int, replicas: int, max_steps: int):
-    return compose([f"model.m_factor={m}", f"task.steps={steps}", f"trials={replicas}",
+def compose_config(m: int, steps: int, replicas: int, max_steps: int, extra=()):
+    """The default task's config at this point; `extra` overrides come first (e.g. `FIRNER`'s experiment)."""
+    return compose([*extra, f"model.m_factor={m}", f"task.steps={steps}", f"trials={replicas}",
                     f"trainer.max_steps={max_steps}", f"task.train_size={BOARD}", f"task.batch_size={BATCH}"])
 
 
@@ -197,16 +205,74 @@ def graphed_seconds_per_step(config, seconds: float, device) -> tuple[float | No
     return _timed(graphed.step, seconds, device=device), None
 
 
-def overparam_point(m: int, steps: int, replicas: int, seconds: float, raw_loop: bool, device="cpu") -> dict:
+def overparam_point(m: int, steps: int, replicas: int, seconds: float, raw_loop: bool, device="cpu",
+                    extra=()) -> dict:
     """Trainer time per step; with `raw_loop` also the same module's raw-loop time (Lightning's overhead)."""
-    probe = compose_config(m, steps, replicas, 1)
+    probe = compose_config(m, steps, replicas, 1, extra)
     if raw_loop:
         raw = raw_loop_seconds_per_step(probe, seconds / 2, device=device)
     else:  # one step, only to size the Trainer run
         raw = raw_loop_seconds_per_step(probe, 0.0, warmup=1, min_steps=1, device=device)
     measured_steps = max(3, min(50, round(seconds / 2 / raw)))
-    trainer = trainer_seconds_per_step(compose_config(m, steps, replicas, measured_steps + 2), device=device)
+    trainer = trainer_seconds_per_step(compose_config(m, steps, replicas, measured_steps + 2, extra), device=device)
     return {"raw_loop_ms": raw * 1e3 if raw_loop else None, "trainer_ms": trainer * 1e3}
+
+
+# ----- (c) Firner's own setting: his loop, overparam with his Dropout2d and without it --------------------------------
+
+
+def fast_path_flops(m: int, blocks: int, dropout: bool) -> float:
+    """FLOPs the fast path really computes in one training step of one replica (3 x forward, board cells only):
+    the later blocks per cell, and with Dropout2d the first block after its looked-up 3x3 conv (without it the
+    whole first block is a lookup of 512 precomputed patterns, ~0 per cell)."""
+    later = (blocks - 1) * (9 * 2 * m + 2 * m * m + m)
+    first = 2 * m * m + m if dropout and blocks > 1 else 0
+    return 3 * 2 * (later + first) * BATCH * BOARD * BOARD
+
+
+def firner_point(m: int, steps: int, replicas: int, seconds: float, device="cpu") -> dict:
+    """His loop (timed before and after, the faster kept), then overparam's Trainer with his Dropout2d and with
+    `model.dropout=0`, at `experiment=firner`, steps blocks of width m, K = replicas."""
+    def reference():
+        torch.manual_seed(0)
+        return _timed(firner_step(m, steps, BOARD, BATCH, device), seconds, device=device) * 1e3
+
+    reference_runs = [reference()]
+    per_replica = {}
+    for name, extra in (("dropout", FIRNER), ("no_dropout", (*FIRNER, "model.dropout=0"))):
+        point = overparam_point(m, steps, replicas, seconds, raw_loop=False, device=device, extra=extra)
+        per_replica[name] = point["trainer_ms"] / replicas
+    reference_runs.append(reference())
+    best = min(reference_runs)
+    dropout, no_dropout = per_replica["dropout"], per_replica["no_dropout"]
+    return {"m": m, "steps": steps, "replicas": replicas, "reference_ms_per_step": best,
+            "reference_ms_runs": reference_runs, "dropout_ms_per_replica_step": dropout,
+            "no_dropout_ms_per_replica_step": no_dropout, "ratio": best / dropout,
+            "no_dropout_ratio": best / no_dropout,
+            "dropout_over_no_dropout": dropout / no_dropout,
+            "dropout_gflops": fast_path_flops(m, steps, True) / dropout / 1e6,
+            "no_dropout_gflops": fast_path_flops(m, steps, False) / no_dropout / 1e6}
+
+
+def firner_points(ms, steps_list, replicas_list, seconds, device="cpu") -> list[dict]:
+    rows = []
+    for steps in steps_list:
+        for m in ms:
+            for replicas in replicas_list:
+                rows.append(firner_point(m, steps, replicas, seconds, device))
+                print(_firner_line(rows[-1]), flush=True)
+    return rows
+
+
+def _firner_line(row, peak=None) -> str:
+    share = ""
+    if peak:
+        share = f"  {row['dropout_gflops'] / peak:4.0%} / {row['no_dropout_gflops'] / peak:4.0%} of peak"
+    return (f"firner steps={row['steps']} m={row['m']:>2} K={row['replicas']:>3}"
+            f"  his loop {row['reference_ms_per_step']:7.2f} ms"
+            f"  dropout {row['dropout_ms_per_replica_step']:7.3f} ms/replica-step (ratio {row['ratio']:5.1f}x)"
+            f"  no dropout {row['no_dropout_ms_per_replica_step']:7.3f} ({row['no_dropout_ratio']:5.1f}x)"
+            f"  dropout / no dropout {row['dropout_over_no_dropout']:.2f}{share}")
 
 
 # ----- the QUBO MLP: one 4096 -> 4096 linear layer, batch 500, MSE, SGD ---------------------------------------------
@@ -264,7 +330,8 @@ def thread_policy(m: int, steps: int, replicas: int, seconds: float) -> list[dic
 
 
 def run(ms, steps_list, replicas_list, seconds, mlp_size, mlp_batch, threads, overhead_replicas, policy,
-        device="cpu", keep_memory=True, cuda_graphs=False) -> dict:
+        device="cpu", keep_memory=True, cuda_graphs=False, firner=False) -> dict:
+    """The points at every (steps, m, K), or with `firner` Firner's own setting's points instead."""
     torch.set_num_threads(threads)
     malloc = "glibc defaults"
     if keep_memory and torch.device(device).type == "cpu":
@@ -280,7 +347,9 @@ def run(ms, steps_list, replicas_list, seconds, mlp_size, mlp_batch, threads, ov
               "lightning_overhead": []}
     if torch.device(device).type == "cuda":
         result["gpu"] = torch.cuda.get_device_name(device)
-    for steps in steps_list:
+    if firner:
+        result["firner_points"] = firner_points(ms, steps_list, replicas_list, seconds, device)
+    for steps in [] if firner else steps_list:
         for m in ms:
             # The reference is timed before and after its overparam points and the faster time kept: a conservative
             # ratio, and a check on the load drifting between the two (both are in the JSON).
@@ -329,6 +398,9 @@ def run(ms, steps_list, replicas_list, seconds, mlp_size, mlp_batch, threads, ov
     result["matmul_peak_gflops"] = peak = max(peak, matmul_peak_gflops(device=device))
     for row in result["points"]:
         row["overparam_fraction_of_peak"] = row["overparam_effective_gflops"] / peak
+    for row in result.get("firner_points", []):
+        row.update(dropout_fraction_of_peak=row["dropout_gflops"] / peak,
+                   no_dropout_fraction_of_peak=row["no_dropout_gflops"] / peak)
     if "mlp" in result:
         result["mlp"]["fraction_of_peak"] = result["mlp"]["gflops"] / peak
     print_table(result)
@@ -355,6 +427,11 @@ def print_table(result: dict) -> None:
         print(f"{r['steps']:>5} {r['m']:>3} {r['replicas']:>5}   {r['reference_ms_per_step']:17.2f}   "
               f"{r['overparam_ms_per_replica_step']:25.3f}   {r['ratio']:5.1f}   {r['reference_gflops']:11.2f}   "
               f"{r['overparam_effective_gflops']:12.1f}")
+    if result.get("firner_points"):
+        print("Firner's setting (experiment=firner) against his loop; kernel share of peak: the FLOPs the fast path "
+              "computes (bench.fast_path_flops), with dropout / without")
+    for r in result.get("firner_points", []):
+        print(_firner_line(r, peak))
     for r in result["points"]:
         if "graph_unavailable" in r:
             graphed = (f"{r['graph_ms_per_replica_step']:.4f} ms/replica-step, ratio {r['graph_ratio']:.1f}x"
@@ -375,6 +452,9 @@ def print_table(result: dict) -> None:
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="a smaller grid and shorter timings (well under a minute)")
+    parser.add_argument("--firner", action="store_true",
+                        help="Firner's setting (experiment=firner, Dropout2d) against his loop and without dropout: "
+                             "default steps 2 3, m 5 20, K 20; no MLP or thread policy unless asked")
     parser.add_argument("--out", default="bench.json", help="where to write the JSON results")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (the default config's `threads: 1`)")
     parser.add_argument("--ms", type=int, nargs="+", help="m_factor values (default 1 5 20)")
@@ -401,16 +481,21 @@ def main(argv=None) -> dict:
     for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
         logging.getLogger(name).setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", module="pytorch_lightning")
-    quick = args.quick
-    ms = args.ms or ([1, 5] if quick else [1, 5, 20])
-    steps_list = args.steps or ([1] if quick else [1, 3])
-    replicas_list = args.replicas or ([1, 32] if quick else [1, 32, 128])
+    quick, firner = args.quick, args.firner
+    if firner:
+        ms = args.ms or ([5] if quick else [5, 20])
+        steps_list = args.steps or ([2] if quick else [2, 3])
+        replicas_list = args.replicas or [20]
+    else:
+        ms = args.ms or ([1, 5] if quick else [1, 5, 20])
+        steps_list = args.steps or ([1] if quick else [1, 3])
+        replicas_list = args.replicas or ([1, 32] if quick else [1, 32, 128])
     seconds = args.seconds or (0.3 if quick else 1.0)
-    mlp_size = args.mlp_size if args.mlp_size is not None else (1024 if quick else 4096)
+    mlp_size = args.mlp_size if args.mlp_size is not None else (0 if firner else 1024 if quick else 4096)
     overhead_replicas = 32 if 32 in replicas_list else max(replicas_list)
-    policy = None if (quick or args.no_thread_policy or device.type == "cuda") else (5, 1, 32)
+    policy = None if (quick or firner or args.no_thread_policy or device.type == "cuda") else (5, 1, 32)
     result = run(ms, steps_list, replicas_list, seconds, mlp_size, 500, args.threads, overhead_replicas, policy,
-                 device, keep_memory=not args.default_malloc, cuda_graphs=args.cuda_graphs)
+                 device, keep_memory=not args.default_malloc, cuda_graphs=args.cuda_graphs, firner=firner)
     result["command"] = "python -m overparam.bench " + " ".join(argv if argv is not None else sys.argv[1:])
     Path(args.out).write_text(json.dumps(result, indent=2))
     print(f"wrote {args.out}")
