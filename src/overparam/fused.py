@@ -152,19 +152,22 @@ class _FirstBlock(torch.autograd.Function):
         weights = [t.detach().contiguous() for t in (table, w2, b2, w3, b3)]
         codes, mask, cells = codes.contiguous(), mask.contiguous(), cells.contiguous()
         out = table.new_zeros(codes.shape)
+        kernels, m = _load_kernels(), w2.shape[2]
+        tiles = -(-mask.shape[2] * len(cells) // kernels.TILE) if m >= kernels.KEEP_UNITS_FROM_M else 1
+        kept = table.new_empty(codes.shape[0], tiles, m, kernels.TILE)  # h2 for backward, or unused
         forward_kernel(weights[0].numpy(), codes.numpy(), mask.numpy(), cells.numpy(), board_length,
-                       *[w.numpy() for w in weights[1:]], slope, out.numpy())
-        ctx.save_for_backward(*weights, codes, mask, cells)
+                       *[w.numpy() for w in weights[1:]], slope, out.numpy(), kept.numpy())
+        ctx.save_for_backward(*weights, codes, mask, cells, kept)
         ctx.board_length, ctx.slope = board_length, slope
         return out
 
     @staticmethod
     def backward(ctx, grad):
-        table, w2, b2, w3, b3, codes, mask, cells = ctx.saved_tensors
+        table, w2, b2, w3, b3, codes, mask, cells, kept = ctx.saved_tensors
         _, backward_kernel = _load_kernels().first_block_kernels(w2.shape[2])
         grads = [torch.zeros_like(t) for t in (table, w2, b2, w3, b3)]
         backward_kernel(table.numpy(), codes.numpy(), mask.numpy(), cells.numpy(), ctx.board_length, w2.numpy(),
-                        b2.numpy(), w3.numpy(), b3.numpy(), ctx.slope, grad.contiguous().numpy(),
+                        b2.numpy(), w3.numpy(), b3.numpy(), ctx.slope, kept.numpy(), grad.contiguous().numpy(),
                         *[g.numpy() for g in grads])
         return (*grads, None, None, None, None, None)
 

@@ -22,6 +22,9 @@ import functools
 import numpy as np
 from numba import njit
 
+# The first block's kernel keeps h2 from its forward for its backward from this width on, and recomputes it below:
+# measured at K = 20 (CPU ms, forward + backward), m = 20: 90 recomputed, 66 kept; m = 5: 12.6 and 15.0.
+KEEP_UNITS_FROM_M = 10
 TILE = 256  # cells per tile: 3m + 1 rows of TILE floats (about 60 kB at m = 20) stay in L2; 64 was 2x slower
 # fastmath without `reassoc` for the units: a unit's sum over its inputs keeps its order, b + w0 x0 + w1 x1 + ...
 # (each term an FMA), the order the earlier one-pass-per-term loops had; the gradient loops keep full fastmath,
@@ -322,7 +325,7 @@ def first_block_kernels(m: int):
     the padding positions, which is the refresh before block 2 on the dead boundary. backward: the same tile
     pass, recomputing the units, with the table's gradient added code by code.
     """
-    wide = 2 * m
+    wide, keep_units = 2 * m, m >= KEEP_UNITS_FROM_M
     second_layer, output, backprop_1x1 = _one_by_one_layers(m)
 
     @njit(fastmath=IN_ORDER, cache=True)
@@ -341,9 +344,9 @@ def first_block_kernels(m: int):
                 board, index = board + 1, 0
 
     @njit(fastmath=IN_ORDER, cache=True)
-    def hidden(table, k, code, drop, start, per_board, w2, b2, slope, h1, h2):
-        """h1 = act(table[code] * the board's mask), piece by piece of one board; h2 as in `block_kernels`. The
-        lookup is scalar (LLVM does not gather on this CPU), so a dropped channel's piece skips it: act(0) = 0."""
+    def first_layer(table, k, code, drop, start, per_board, slope, h1):
+        """h1 = act(table[code] * the board's mask), piece by piece of one board. The lookup is scalar (LLVM does
+        not gather on this CPU), so a dropped channel's piece skips it: act(0) = 0."""
         zero = np.float32(0.0)
         boards = drop.shape[2]
         for c in range(wide):
@@ -359,11 +362,11 @@ def first_block_kernels(m: int):
                         v = row[code[t]] * keep
                         unit[t] = v if v > zero else slope * v
                 board, first = board + 1, stop
-        second_layer(k, w2, b2, slope, h1, h2)
 
     @njit(fastmath=True, cache=True)
-    def forward(table, codes, drop, cells, board_length, w2, b2, w3, b3, slope, out):
-        """out (zeros in) at the cells' positions."""
+    def forward(table, codes, drop, cells, board_length, w2, b2, w3, b3, slope, out, kept):
+        """out (zeros in) at the cells' positions; kept [K, tiles, m, TILE]: h2 for backward, from
+        KEEP_UNITS_FROM_M on (below, unused)."""
         replicas, per_board = codes.shape[0], cells.shape[0]
         total = drop.shape[2] * per_board
         zero, slope = np.float32(0.0), np.float32(slope)
@@ -372,15 +375,20 @@ def first_block_kernels(m: int):
         for k in range(replicas):
             for start in range(0, total, TILE):
                 tile_cells(codes, k, cells, board_length, start, total, at, code)
-                hidden(table, k, code, drop, start, per_board, w2, b2, slope, h1, h2)
+                first_layer(table, k, code, drop, start, per_board, slope, h1)
+                if keep_units:
+                    h2 = kept[k, start // TILE]  # C-contiguous: a strided view would not vectorize
+                second_layer(k, w2, b2, slope, h1, h2)
                 output(k, w3, b3, h2, y)
                 for t in range(TILE):
                     if at[t] >= 0:
                         out[k, at[t]] = y[t] if y[t] > zero else slope * y[t]
 
     @njit(fastmath=True, cache=True)
-    def backward(table, codes, drop, cells, board_length, w2, b2, w3, b3, slope, grad, gtable, gw2, gb2, gw3, gb3):
-        """gtable, gw2, gb2, gw3, gb3 (zeros in) += the gradients from grad [K, L] (read at the cells only)."""
+    def backward(table, codes, drop, cells, board_length, w2, b2, w3, b3, slope, kept, grad, gtable, gw2, gb2, gw3,
+                 gb3):
+        """gtable, gw2, gb2, gw3, gb3 (zeros in) += the gradients from grad [K, L] (read at the cells only). h1 is
+        looked up again, h2 read from `kept` or recomputed (KEEP_UNITS_FROM_M)."""
         replicas, per_board = codes.shape[0], cells.shape[0]
         total = drop.shape[2] * per_board
         zero, slope = np.float32(0.0), np.float32(slope)
@@ -392,7 +400,11 @@ def first_block_kernels(m: int):
         for k in range(replicas):
             for start in range(0, total, TILE):
                 tile_cells(codes, k, cells, board_length, start, total, at, code)
-                hidden(table, k, code, drop, start, per_board, w2, b2, slope, h1, h2)
+                first_layer(table, k, code, drop, start, per_board, slope, h1)
+                if keep_units:
+                    h2 = kept[k, start // TILE]
+                else:
+                    second_layer(k, w2, b2, slope, h1, h2)
                 output(k, w3, b3, h2, y)
                 for t in range(TILE):
                     incoming[t] = grad[k, at[t]] if at[t] >= 0 else zero
