@@ -422,7 +422,8 @@ def print_table(result: dict) -> None:
     where = result.get("gpu", f"{result['threads']} thread(s)")
     print(f"\n{result['device']}, malloc: {result['malloc']}")
     print(f"matmul peak (2048^2 fp32, {where}): {peak:.1f} GFLOP/s")
-    print("steps   m     K   reference ms/step   overparam ms/replica-step   ratio   ref GFLOP/s   eff. GFLOP/s")
+    if result["points"]:
+        print("steps   m     K   reference ms/step   overparam ms/replica-step   ratio   ref GFLOP/s   eff. GFLOP/s")
     for r in result["points"]:
         print(f"{r['steps']:>5} {r['m']:>3} {r['replicas']:>5}   {r['reference_ms_per_step']:17.2f}   "
               f"{r['overparam_ms_per_replica_step']:25.3f}   {r['ratio']:5.1f}   {r['reference_gflops']:11.2f}   "
