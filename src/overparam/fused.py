@@ -148,11 +148,11 @@ class _FirstBlock(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, table, w2, b2, w3, b3, codes, mask, cells, board_length, slope):
-        forward_kernel, _ = _load_kernels().first_block_kernels(w2.shape[2])
+        kernels, m = _load_kernels(), w2.shape[2]
+        forward_kernel, _ = kernels.first_block_kernels(m)
         weights = [t.detach().contiguous() for t in (table, w2, b2, w3, b3)]
         codes, mask, cells = codes.contiguous(), mask.contiguous(), cells.contiguous()
         out = table.new_zeros(codes.shape)
-        kernels, m = _load_kernels(), w2.shape[2]
         tiles = -(-mask.shape[2] * len(cells) // kernels.TILE) if m >= kernels.KEEP_UNITS_FROM_M else 1
         kept = table.new_empty(codes.shape[0], tiles, m, kernels.TILE)  # h2 for backward, or unused
         forward_kernel(weights[0].numpy(), codes.numpy(), mask.numpy(), cells.numpy(), board_length,
