@@ -38,9 +38,15 @@ def _threads(key, value) -> None:
         fail(key, value, "must be auto or an integer >= 1")
 
 
+_threads.allowed = "auto or an integer >= 1"
+
+
 def _betas(key, value) -> None:
     if not (isinstance(value, (list, tuple)) and len(value) == 2 and all(is_number(v) and 0 <= v < 1 for v in value)):
         fail(key, value, "must be two numbers in [0, 1)")
+
+
+_betas.allowed = "two numbers in [0, 1)"
 
 
 TOP_LEVEL_CHECKS: dict[str, Check] = {
