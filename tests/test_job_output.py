@@ -1,6 +1,8 @@
 """What a job tells its user: the header line (test density when it differs), the HPARAMS tab opening on the
 swept keys with the full config beside them, and a last line naming result.json and the tensorboard command."""
 
+import contextlib
+import logging
 import shlex
 
 import pytest
@@ -34,17 +36,32 @@ def events(run_dir):
         yield from EventFileLoader(str(path)).Load()
 
 
+@contextlib.contextmanager
+def said():
+    """The lines a job says through `logging` (its header, progress and table), collected in a list."""
+    lines: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record):
+            lines.append(record.getMessage())
+
+    logger, handler = logging.getLogger("overparam"), Collect()
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield lines
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
 @pytest.fixture(scope="module")
 def job(tmp_path_factory):
     job_dir = tmp_path_factory.mktemp("job")
     config = compose(["trials=2", "task.density=0.3", "model.m_factor=3", "trainer.max_steps=40", *TINY])
-    capture = pytest.MonkeyPatch()
-    lines = []
-    capture.setattr("builtins.print", lambda *args, **kwargs: lines.append(" ".join(map(str, args))))
-    try:
+    with said() as lines:
         result = run(config, job_dir, swept_keys=["task.density", "model.m_factor"])
-    finally:
-        capture.undo()
     return job_dir, result, lines
 
 
@@ -61,13 +78,8 @@ def test_the_header_and_table_of_another_task_show_its_own_keys_and_metrics(tmp_
 
     config = compose(["task=jamming", "model=mlp", "model.hidden=[1,1]", "task.points=20", "task.dimension=3",
                       "trials=2", "trainer.max_steps=20", "trainer.progress=none"])
-    capture = pytest.MonkeyPatch()
-    lines = []
-    capture.setattr("builtins.print", lambda *args, **kwargs: lines.append(" ".join(map(str, args))))
-    try:
+    with said() as lines:
         run(config, tmp_path / "job")
-    finally:
-        capture.undo()
     assert lines[0].startswith("jamming: points=20 dimension=3 m_factor=")
     table_header = next(line for line in lines if line.startswith("  replica"))
     assert table_header.split() == ["replica", "success", "violated_fraction", "max_deficit", "hinge_loss",
