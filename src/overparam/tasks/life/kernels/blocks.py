@@ -85,10 +85,9 @@ def _blocks(net, y: torch.Tensor, grid, refreshed: bool, masks=()) -> torch.Tens
 class _LookupRefreshed(torch.autograd.Function):
     @staticmethod
     def forward(ctx, table, codes, mask):
-        kernels = _load_kernels()
         out = table.new_empty(codes.shape)
-        kernels.lookup_refreshed(table.detach().contiguous().numpy(), codes.contiguous().numpy(), mask.numpy(),
-                                 out.numpy())
+        _first_block_kernels().lookup_refreshed(table.detach().contiguous().numpy(), codes.contiguous().numpy(),
+                                                mask.numpy(), out.numpy())
         ctx.save_for_backward(codes, mask)
         ctx.patterns = table.shape[1]
         return out
@@ -97,7 +96,7 @@ class _LookupRefreshed(torch.autograd.Function):
     def backward(ctx, grad):
         codes, mask = ctx.saved_tensors
         table_grad = grad.new_zeros(codes.shape[0], ctx.patterns)
-        _load_kernels().lookup_refreshed_backward(grad.numpy(), codes.contiguous().numpy(), mask.numpy(),
+        _first_block_kernels().lookup_refreshed_backward(grad.numpy(), codes.contiguous().numpy(), mask.numpy(),
                                                   table_grad.numpy())
         return table_grad, None, None
 
@@ -138,12 +137,12 @@ class _FusedBlock(torch.autograd.Function):
 
 
 class _FirstBlock(torch.autograd.Function):
-    """The first block with Dropout2d (`fused_kernels.first_block_kernels`): `[K, L]` out, 0 at padding."""
+    """The first block with Dropout2d (`first_block_kernels.first_block_kernels`): `[K, L]` out, 0 at padding."""
 
     @staticmethod
     def forward(ctx, table, w2, b2, w3, b3, codes, mask, cells, board_length, slope):
         kernels, m = _load_kernels(), w2.shape[2]
-        forward_kernel, _ = kernels.first_block_kernels(m)
+        forward_kernel, _ = _first_block_kernels().first_block_kernels(m)
         weights = [t.detach().contiguous() for t in (table, w2, b2, w3, b3)]
         codes, mask, cells = codes.contiguous(), mask.contiguous(), cells.contiguous()
         out = table.new_zeros(codes.shape)
@@ -158,7 +157,7 @@ class _FirstBlock(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         table, w2, b2, w3, b3, codes, mask, cells, kept = ctx.saved_tensors
-        _, backward_kernel = _load_kernels().first_block_kernels(w2.shape[2])
+        _, backward_kernel = _first_block_kernels().first_block_kernels(w2.shape[2])
         grads = [torch.zeros_like(t) for t in (table, w2, b2, w3, b3)]
         backward_kernel(table.numpy(), codes.numpy(), mask.numpy(), cells.numpy(), ctx.board_length, w2.numpy(),
                         b2.numpy(), w3.numpy(), b3.numpy(), ctx.slope, kept.numpy(), grad.contiguous().numpy(),
@@ -169,3 +168,8 @@ class _FirstBlock(torch.autograd.Function):
 def _load_kernels():
     """`block_kernels` (callers have checked `fused_blocks_apply`)."""
     return KERNELS.load("block_kernels", "cpu")
+
+
+def _first_block_kernels():
+    """`first_block_kernels` (callers have checked `fused_blocks_apply`)."""
+    return KERNELS.load("first_block_kernels", "cpu")
