@@ -62,6 +62,9 @@ TRAINER_CHECKS: dict[str, Check] = {
     "stop_window_steps": integer(1),
     "gradient_clip_val": optional(number(0.0, exclusive_minimum=True)),
     "gradient_clip_algorithm": choice("norm", "value"),
+    "eval_every_n_steps": integer(0),
+    "stop_when_solved": boolean,
+    "certify": boolean,
 }
 # Lightning Trainer settings a user may reach for that a replica job cannot honour, and what to do instead.
 REFUSED_TRAINER_KEYS = {
@@ -107,6 +110,7 @@ def validate(config) -> None:
     plain = {k: v for k, v in config.items() if k not in groups and k not in ("hydra", "analysis")}
     _check_plain("", plain, TOP_LEVEL_CHECKS)
     _check_plain("trainer.", groups["trainer"], TRAINER_CHECKS)
+    _check_trainer(groups["trainer"])
     task_class = _check_buildable("task", groups["task"])
     model_class = _check_buildable("model", groups["model"])
     _check_buildable("optim", groups["optim"], OPTIMIZER_CHECKS)
@@ -117,6 +121,13 @@ def validate(config) -> None:
     model_class.check(groups["model"])
     task_class.check(groups["task"], groups["model"])
     _check_analyses(config.get("analysis"), groups, task_class, model_class)
+
+
+def _check_trainer(trainer: dict) -> None:
+    """Combinations of trainer keys that cannot work."""
+    if trainer.get("stop_when_solved") and not trainer.get("eval_every_n_steps"):
+        raise ConfigError("trainer.stop_when_solved=true: needs the held-out evaluation during training; "
+                          f"trainer.eval_every_n_steps={trainer.get('eval_every_n_steps')} must be >= 1")
 
 
 def _check_analyses(analysis, groups: dict, task_class: type, model_class: type) -> None:

@@ -20,7 +20,8 @@ from omegaconf import DictConfig, OmegaConf
 from overparam.analysis import run_analyses
 from overparam.config.validate import validate
 from overparam.core.build import build_module
-from overparam.core.convergence import settled_at_step
+from overparam.core.convergence import finished_early_at
+from overparam.core.evaluation import held_out_evaluation
 from overparam.jobs import devices
 from overparam.jobs.checkpoints import checkpoint_to_resume, forget_checkpoints
 from overparam.jobs.hparams import config_text, job_hparams, log_hparams
@@ -69,7 +70,7 @@ def _train(config: DictConfig, resolved: dict, job_dir: Path, device, swept_keys
     task, net = module.task, module.net
     print(f"{task.name}: {_where(task.grid_point())} m_factor={net.m_factor} params/replica={net.params_per_replica()}"
           f"  {config.trials} replicas x {config.trainer.max_steps} steps on {device}"
-          + "".join(f"; {note}" for note in task.notes()), flush=True)
+          + "".join(f"; {note}" for note in [*task.notes(), *_trainer_notes(config.trainer)]), flush=True)
 
     checkpoint_dir = job_dir / "checkpoints"
     resume_from = checkpoint_to_resume(checkpoint_dir, identity(resolved), device.type, start_over=config.force)
@@ -80,14 +81,26 @@ def _train(config: DictConfig, resolved: dict, job_dir: Path, device, swept_keys
     resumed_from_step = _checkpoint_step(resume_from)
     trainer = build_trainer(config.trainer, device, job_dir, checkpoint_dir)
     trainer.fit(module, train_dataloaders=range(config.trainer.max_steps), ckpt_path=resume_from)
-    settled_at = settled_at_step(trainer)  # the convergence stop (trainer.stop_when_loss_change_below) is a finish
-    if trainer.global_step != config.trainer.max_steps and settled_at is None:
+    # The convergence stop (trainer.stop_when_loss_change_below) and trainer.stop_when_solved end a job: a finish.
+    stopped_at = finished_early_at(trainer)
+    if trainer.global_step != config.trainer.max_steps and stopped_at is None:
         # Lightning can return early (a callback asking to stop, an interrupted loop): never record that as done.
         raise RuntimeError(f"training stopped at step {trainer.global_step} of {config.trainer.max_steps}")
 
     with trainer.strategy.precision_plugin.forward_context():  # evaluate in training's dtype (64-true: float64)
         per_replica = module.evaluate()
-    columns = [key for key in per_replica[0] if key != "seed"]  # the task's own per-replica metrics, for the table
+        certified, certify_seconds = (_certify(task, net, [bool(row["success"]) for row in per_replica])
+                                      if config.trainer.get("certify", True) else (None, 0.0))
+    evaluation = held_out_evaluation(trainer)
+    records = evaluation.per_replica() if evaluation is not None else [{} for _ in per_replica]
+    for index, (row, record) in enumerate(zip(per_replica, records)):
+        row.update(record)
+        if certified is not None:
+            row["certified"] = bool(certified[index]) and not row["diverged"]
+        if config.trainer.get("stop_when_solved"):  # success: exact at some evaluation (core.evaluation)
+            row["success"] = row["solved_at_step"] is not None
+    # the task's own per-replica metrics and the evaluation's, for the table
+    columns = [key for key in per_replica[0] if key not in ("seed", "exact_at_steps")]
     analysis_rows, analysis_summary = run_analyses(config, task, net, module.replica_seeds, per_replica, job_dir)
     for row, extra in zip(per_replica, analysis_rows):
         row.update(extra)
@@ -109,7 +122,9 @@ def _train(config: DictConfig, resolved: dict, job_dir: Path, device, swept_keys
         **analysis_summary,
         "per_replica": per_replica,
         "trained_steps": trainer.global_step,
-        **({"stopped_at_step": settled_at} if config.trainer.get("stop_when_loss_change_below") else {}),
+        **({"stopped_at_step": stopped_at} if _stops_early(config.trainer) else {}),
+        **({"evaluated_steps": list(evaluation.steps)} if evaluation is not None else {}),
+        **({"certify_seconds": certify_seconds} if certified is not None else {}),
         "resumed_from_step": resumed_from_step,
         "wall_seconds": time.perf_counter() - started,
         "started_at": started_at,
@@ -128,6 +143,31 @@ def _train(config: DictConfig, resolved: dict, job_dir: Path, device, swept_keys
     print_table(result, task.grid_point(), columns)
     print(f"result: {path}   curves: tensorboard --logdir {shlex.quote(str(job_dir / 'tensorboard'))}", flush=True)
     return result
+
+
+def _stops_early(trainer_config) -> bool:
+    return bool(trainer_config.get("stop_when_loss_change_below") or trainer_config.get("stop_when_solved"))
+
+
+def _trainer_notes(trainer_config) -> list[str]:
+    """The header line's remarks on trainer settings that change what a result means."""
+    if trainer_config.get("stop_when_solved"):
+        return [f"stops when every replica is solved: success = exact at some evaluation (every "
+                f"{trainer_config.eval_every_n_steps} steps), not exact at the end"]
+    return []
+
+
+@torch.no_grad()
+def _certify(task, net, exact: list[bool]) -> tuple[list[bool] | None, float]:
+    """The task's certificate of every replica (`Task.certify`), in eval mode, and the seconds it took."""
+    started = time.perf_counter()
+    was_training = net.training
+    net.eval()
+    try:
+        certified = task.certify(net, exact)
+    finally:
+        net.train(was_training)
+    return certified, time.perf_counter() - started
 
 
 def _checkpoint_step(path: str | None) -> int | None:
@@ -153,6 +193,7 @@ def print_table(result: dict, grid_point: dict, columns: list[str]) -> None:
         f"params/replica={result['params_per_replica']}  "
         f"success {result['successes']}/{result['trials']} = {result['success_rate']:.2f} "
         f"(95% CI {low:.2f}-{high:.2f})  {result['wall_seconds']:.1f}s on {result['device']}"
+        + (f", stopped at step {result['stopped_at_step']}" if result.get("stopped_at_step") is not None else "")
     )
     keys = [k for k in columns if k in result["per_replica"][0]]
     width = max([14, *(len(k) for k in keys)])
