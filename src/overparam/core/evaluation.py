@@ -56,8 +56,8 @@ class HeldOutEvaluation(pl.Callback):
         with trainer.strategy.precision_plugin.forward_context():  # the dtype training runs in (64-true: float64)
             rows = module.evaluate()
         self.record(step, [bool(row["success"]) for row in rows])
-        if module.logger is not None:
-            module.logger.log_metrics(self.scalars(rows), step=step)
+        for logger in module.loggers:
+            logger.log_metrics(self.scalars(rows), step=step)
         if self.stop_when_solved and all(solved or not alive
                                          for solved, alive in zip(self.solved(), module.alive.tolist())):
             trainer.should_stop = True
