@@ -24,6 +24,7 @@ The record travels in checkpoints (`state_dict`), so a resumed job writes what a
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 import pytorch_lightning as pl
@@ -42,6 +43,7 @@ class HeldOutEvaluation(pl.Callback):
         self.steps: list[int] = []
         self.exact: list[list[bool]] = []
         self.stopped_at_step: int | None = None
+        self.seconds = 0.0  # spent evaluating in this run (not carried across a resume): the evaluation's cost
 
     def due(self, trainer: pl.Trainer) -> bool:
         step = trainer.global_step
@@ -53,11 +55,13 @@ class HeldOutEvaluation(pl.Callback):
         if not self.due(trainer):
             return
         step = trainer.global_step
+        started = time.perf_counter()
         with trainer.strategy.precision_plugin.forward_context():  # the dtype training runs in (64-true: float64)
             rows = module.evaluate()
         self.record(step, [bool(row["success"]) for row in rows])
         for logger in module.loggers:
             logger.log_metrics(self.scalars(rows), step=step)
+        self.seconds += time.perf_counter() - started
         if self.stop_when_solved and all(solved or not alive
                                          for solved, alive in zip(self.solved(), module.alive.tolist())):
             trainer.should_stop = True

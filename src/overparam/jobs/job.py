@@ -86,7 +86,8 @@ def _train(config: DictConfig, resolved: dict, job_dir: Path, device, swept_keys
     training = {
         "trained_steps": trainer.global_step,
         **({"stopped_at_step": stopped_at} if _stops_early(config.trainer) else {}),
-        **({"evaluated_steps": list(evaluation.steps)} if evaluation is not None else {}),
+        **({"evaluated_steps": list(evaluation.steps), "eval_seconds": evaluation.seconds}
+           if evaluation is not None else {}),
         "resumed_from_step": resumed_from_step,
     }
     with trainer.strategy.precision_plugin.forward_context():  # evaluate in training's dtype (64-true: float64)
