@@ -192,3 +192,22 @@ def test_the_module_is_untouched_by_the_evaluation():
     module.evaluate()
     assert module.net.training
     assert all(torch.equal(a, g.get_state()) for a, g in zip(before, streams))
+
+
+def test_the_search_can_run_every_job_with_stop_when_solved():
+    from hydra_plugins.overparam_critical_width.critical_width_sweeper import with_stop
+    from overparam.config.preflight import jobs_of
+
+    search = ["-m", "hydra/sweeper=critical_width", "hydra.sweeper.high=9", "hydra.sweeper.stop_when_solved=true"]
+    jobs = jobs_of(search)
+    assert len(jobs) == 2 and all("trainer.stop_when_solved=true" in job for job in jobs)
+    assert all("trainer.stop_when_solved=true" not in job for job in jobs_of(search[:-1]))
+    assert with_stop(["trainer.stop_when_solved=false"], True) == ["trainer.stop_when_solved=false"]  # the job's own
+
+
+def test_a_stopped_job_costs_the_steps_it_trained(tmp_path):
+    from overparam.search.cost import sweep_cost
+
+    overrides = ["trainer.max_steps=100", "trainer.eval_every_n_steps=10", "trainer.stop_when_solved=true"]
+    run_job(scheduled_config([[[20, 1000]], [[10, 10]]], overrides), tmp_path / "job")
+    assert sweep_cost(tmp_path)["replica_steps"] == 2 * 20
