@@ -211,3 +211,17 @@ def test_a_stopped_job_costs_the_steps_it_trained(tmp_path):
     overrides = ["trainer.max_steps=100", "trainer.eval_every_n_steps=10", "trainer.stop_when_solved=true"]
     run_job(scheduled_config([[[20, 1000]], [[10, 10]]], overrides), tmp_path / "job")
     assert sweep_cost(tmp_path)["replica_steps"] == 2 * 20
+
+
+def test_a_job_the_convergence_stop_ends_is_evaluated_at_its_last_step_and_answers_later_budgets(tmp_path):
+    from overparam.report.budget import replica_budgets
+
+    overrides = ["trainer.max_steps=40", "trainer.eval_every_n_steps=4", "trainer.stop_when_loss_change_below=10.0",
+                 "trainer.stop_window_steps=5"]
+    result = run_job(scheduled_config([[[8, 8]], [[10, 40]]], overrides), tmp_path)
+    assert result["stopped_at_step"] == 10 and result["evaluated_steps"] == [4, 8, 10]
+    # a job with budget >= 10 would have stopped at step 10 too: it reports what this one reports
+    assert [replica_budgets(result, row) for row in result["per_replica"]] == [
+        {4: False, 8: True, **{b: False for b in range(12, 41, 4)}},
+        {4: False, 8: False, **{b: True for b in range(12, 41, 4)}},
+    ]
