@@ -208,3 +208,42 @@ def _outputs(net, codes: torch.Tensor, onboard: torch.Tensor) -> torch.Tensor:
 def _rounded(net, outputs: torch.Tensor) -> torch.Tensor:
     """0/1 predictions as the held-out evaluation makes them: probabilities (a sigmoid for logits), rounded."""
     return (torch.sigmoid(outputs) if net.output_kind == "logits" else outputs).round()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m overparam.tasks.life.certificate [--m 1 5 20] [--steps 2] [--boundary dead wrap] [--replicas 1]`:
+    the seconds the certificate takes on presolved nets (every replica exact, so every window is checked)."""
+    import argparse
+    import time
+
+    from overparam.tasks.life.net import LifeConvNet
+    from overparam.tasks.life.rules import parse_rule
+
+    parser = argparse.ArgumentParser(prog="python -m overparam.tasks.life.certificate", description=main.__doc__)
+    parser.add_argument("--m", type=int, nargs="+", default=[1, 5, 20])
+    parser.add_argument("--steps", type=int, default=2)
+    parser.add_argument("--boundary", nargs="+", default=["dead", "wrap"])
+    parser.add_argument("--replicas", type=int, default=1)
+    parser.add_argument("--rule", default="B3/S23")
+    parser.add_argument("--neighborhood", default="moore")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    rule = parse_rule(args.rule, args.neighborhood)
+    for boundary in args.boundary:
+        for m in args.m:
+            net = LifeConvNet(replicas=args.replicas, m_factor=m, steps=args.steps, boundary=boundary, rule=rule,
+                              presolve=True)
+            net.reset_parameters(list(range(args.replicas)))
+            net.eval()
+            started = time.perf_counter()
+            with torch.no_grad():
+                certified = certify(net, rule, args.steps, boundary, [True] * args.replicas)
+            seconds = time.perf_counter() - started
+            print(f"steps={args.steps} m={m} boundary={boundary} replicas={args.replicas}: {seconds:.1f} s "
+                  f"({seconds / args.replicas:.1f} s per replica), certified {sum(certified)}/{args.replicas}",
+                  flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
