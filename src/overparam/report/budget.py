@@ -236,10 +236,11 @@ def critical_width_figure(rows: list[dict]):
                 axis.plot([budget] * 2, [low, high], color=color, linestyle=":", linewidth=2)
     axis.set_xscale("log")
     axis.set_yscale("log")
-    plain = matplotlib.ticker.FuncFormatter(lambda value, _: f"{value:,.4g}")
-    for side in (axis.xaxis, axis.yaxis):
-        side.set_major_formatter(plain)
-        side.set_minor_formatter(matplotlib.ticker.LogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
+    for side, (low, high) in ((axis.xaxis, axis.get_xlim()), (axis.yaxis, axis.get_ylim())):
+        ticks = nice_ticks(low, high)
+        side.set_major_locator(matplotlib.ticker.FixedLocator(ticks))
+        side.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda value, _: _tick(value)))
+        side.set_minor_formatter(matplotlib.ticker.NullFormatter())
     axis.set_xlabel("training steps (budget, log scale)")
     axis.set_ylabel("critical width m_factor (log scale)")
     axis.set_title("critical width vs training steps (95% profile-likelihood intervals)\n"
@@ -249,6 +250,18 @@ def critical_width_figure(rows: list[dict]):
     axis.legend(fontsize=8)
     figure.tight_layout()
     return figure
+
+
+def _tick(value: float) -> str:
+    return f"{value:,.0f}" if value >= 1 and value == int(value) else f"{value:.3g}"
+
+
+def nice_ticks(low: float, high: float) -> list[float]:
+    """1, 2, 5 times powers of ten inside [low, high] (a log axis' labels that neither crowd nor go missing)."""
+    low, high = max(low, 1e-9), max(high, 1e-9)
+    ticks = [factor * 10.0**power for power in range(math.floor(math.log10(low)), math.ceil(math.log10(high)) + 1)
+             for factor in (1, 2, 5)]
+    return [tick for tick in ticks if low <= tick <= high]
 
 
 def axis_floor(rows: list[dict]) -> float:
