@@ -29,7 +29,7 @@ from overparam.jobs.identity import identity
 
 # Work that must not be compared between two runs of the same job: where and when it ran.
 RUN_FACTS = ("wall_seconds", "started_at", "finished_at", "pid", "host", "device", "threads", "resumed_from_step",
-             "trained_steps", "config")
+             "trained_steps", "config", "eval_seconds", "certify_seconds")
 
 
 def run_hydra(args, timeout=240, env=None, **popen):

@@ -20,6 +20,9 @@ class CriticalWidthSweeperConf:
     seed_key: str = "seed"  # extra trials at a width are jobs with seed+1, seed+2, ...
     trials_key: str = "trials"  # the config key holding a job's number of replicas
     params: dict[str, Any] | None = None  # other swept keys, as the basic sweeper's params (for presets)
+    # true: every search job runs with trainer.stop_when_solved=true (success = exact at some evaluation; a job
+    # ends once each replica was exact at an evaluation); a job's own trainer.stop_when_solved= overrides it
+    stop_when_solved: bool = False
 
 
 ConfigStore.instance().store(group="hydra/sweeper", name="critical_width", node=CriticalWidthSweeperConf,

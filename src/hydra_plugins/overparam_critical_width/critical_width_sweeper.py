@@ -29,13 +29,14 @@ log = logging.getLogger(__name__)
 class CriticalWidthSweeper(Sweeper):
     def __init__(self, key: str, low: int, high: int, targets: list[float], precision: float, max_jobs: int,
                  max_seeds: int, seed_key: str, trials: int | None = 4, trials_key: str = "trials",
-                 params: dict[str, Any] | None = None) -> None:
+                 params: dict[str, Any] | None = None, stop_when_solved: bool = False) -> None:
         super().__init__()
         self.key, self.seed_key, self.trials_key = key, seed_key, trials_key
         self.raw_settings = dict(low=low, high=high, targets=list(targets) if not isinstance(targets, (int, float))
                                  else targets, precision=precision, max_jobs=max_jobs, max_seeds=max_seeds,
                                  trials=trials)
         self.params = dict(params or {})
+        self.stop_when_solved = stop_when_solved
         self.hydra_context: HydraContext | None = None
         self.config: DictConfig | None = None
         self.launcher = None
@@ -54,7 +55,8 @@ class CriticalWidthSweeper(Sweeper):
         from overparam.search.planner import SearchSettings, plan
 
         settings = SearchSettings.checked(**self.raw_settings)  # before any job; ConfigError is one line
-        combinations = combinations_of(self.params, arguments, self.key, self.hydra_context.config_loader)
+        combinations = [with_stop(c, self.stop_when_solved) for c in
+                        combinations_of(self.params, arguments, self.key, self.hydra_context.config_loader)]
         sweep_dir = Path(self.config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
@@ -199,6 +201,17 @@ def combinations_of(params: dict[str, Any], arguments: list[str], key: str, conf
     return BasicSweeper.split_arguments(overrides, None)[0] if overrides else [[]]
 
 
+STOP_KEY = "trainer.stop_when_solved"
+
+
+def with_stop(combination: list[str], stop_when_solved: bool) -> list[str]:
+    """The combination's overrides with `trainer.stop_when_solved=true` added when the search asks for it and the
+    combination does not set the key itself."""
+    if not stop_when_solved or any(o.split("=", 1)[0].lstrip("+") == STOP_KEY for o in combination):
+        return list(combination)
+    return [*combination, f"{STOP_KEY}=true"]
+
+
 def preflight_jobs(sweeper: DictConfig, arguments: list[str]) -> list[list[str]]:
     """For overparam.config.preflight: the settings checked, then each combination at the `low` and `high` widths,
     the narrowest and widest jobs the search may launch."""
@@ -208,7 +221,8 @@ def preflight_jobs(sweeper: DictConfig, arguments: list[str]) -> list[list[str]]
                                          else sweeper[k] for k in ("low", "high", "targets", "precision",
                                                                     "max_jobs", "max_seeds", "trials")})
     params = OmegaConf.to_container(sweeper.params) if sweeper.get("params") else {}
-    combinations = combinations_of(params, arguments, sweeper.key)
+    combinations = [with_stop(c, bool(sweeper.get("stop_when_solved", False)))
+                    for c in combinations_of(params, arguments, sweeper.key)]
     size = [] if settings.trials is None else [f"{sweeper.trials_key}={settings.trials}"]
     return [[o for o in combination if not size or o.split("=", 1)[0] != sweeper.trials_key]
             + [f"{sweeper.key}={width}"] + size

@@ -68,6 +68,9 @@ TRAINER_CHECKS: dict[str, Check] = {
     "stop_window_steps": integer(1),
     "gradient_clip_val": optional(number(0.0, exclusive_minimum=True)),
     "gradient_clip_algorithm": choice("norm", "value"),
+    "eval_every_n_steps": integer(0),
+    "stop_when_solved": boolean,
+    "certify": boolean,
 }
 # Lightning Trainer settings a user may reach for that a replica job cannot honour, and what to do instead.
 REFUSED_TRAINER_KEYS = {
@@ -113,6 +116,7 @@ def validate(config) -> None:
     plain = {k: v for k, v in config.items() if k not in groups and k not in ("hydra", "analysis", "logger")}
     _check_plain("", plain, TOP_LEVEL_CHECKS)
     _check_plain("trainer.", groups["trainer"], TRAINER_CHECKS)
+    _check_trainer(groups["trainer"])
     task_class = _check_buildable("task", groups["task"])
     model_class = _check_buildable("model", groups["model"])
     _check_buildable("optim", groups["optim"], OPTIMIZER_CHECKS)
@@ -129,6 +133,13 @@ def validate(config) -> None:
 def _check_loggers(loggers) -> None:
     """Each part of the `logger` group names a Lightning logger class (`_target_`) and only its keyword arguments."""
     _check_parts("logger", loggers, "logger=tensorboard, logger=[tensorboard,csv], ...")
+
+
+def _check_trainer(trainer: dict) -> None:
+    """Combinations of trainer keys that cannot work."""
+    if trainer.get("stop_when_solved") and not trainer.get("eval_every_n_steps"):
+        raise ConfigError("trainer.stop_when_solved=true: needs the held-out evaluation during training; "
+                          f"trainer.eval_every_n_steps={trainer.get('eval_every_n_steps')} must be >= 1")
 
 
 def _check_analyses(analysis, groups: dict, task_class: type, model_class: type) -> None:

@@ -54,9 +54,11 @@ def stop_callbacks(trainer_config) -> list[pl.Callback]:
     return [StopWhenLossSettles(tolerance, trainer_config.get("stop_window_steps", 1000))] if tolerance else []
 
 
-def settled_at_step(trainer: pl.Trainer) -> int | None:
-    """The step at which the convergence stop ended training, or None when it did not."""
+def finished_early_at(trainer: pl.Trainer) -> int | None:
+    """The step at which a callback that finishes a job (one with a `stopped_at_step`: the convergence stop,
+    `trainer.stop_when_solved`) ended training, or None when none did."""
     for callback in trainer.callbacks:
-        if isinstance(callback, StopWhenLossSettles) and callback.stopped_at_step == trainer.global_step:
-            return callback.stopped_at_step
+        step = getattr(callback, "stopped_at_step", None)
+        if step is not None and step == trainer.global_step:
+            return step
     return None

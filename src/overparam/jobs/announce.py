@@ -23,7 +23,8 @@ def result_table(result: dict, grid_point: dict, columns: list[str]) -> list[str
     lines = [f"{result['task']}: {where(grid_point)} m_factor={result['m_factor']} "
              f"params/replica={result['params_per_replica']}  "
              f"success {result['successes']}/{result['trials']} = {result['success_rate']:.2f} "
-             f"(95% CI {low:.2f}-{high:.2f})  {result['wall_seconds']:.1f}s on {result['device']}"]
+             f"(95% CI {low:.2f}-{high:.2f})  {result['wall_seconds']:.1f}s on {result['device']}"
+             + (f", stopped at step {result['stopped_at_step']}" if result.get("stopped_at_step") is not None else "")]
     keys = [k for k in columns if k in result["per_replica"][0]]
     width = max([14, *(len(k) for k in keys)])
     lines.append("  replica  " + "  ".join(f"{k:>{width}}" for k in keys))

@@ -20,7 +20,8 @@ from omegaconf import DictConfig, OmegaConf
 from overparam.analysis import run_analyses
 from overparam.config.validate import validate
 from overparam.core.build import build_module
-from overparam.core.convergence import settled_at_step
+from overparam.core.convergence import finished_early_at
+from overparam.core.evaluation import held_out_evaluation
 from overparam.jobs import devices
 from overparam.jobs.announce import closing_line, header, result_table
 from overparam.jobs.checkpoints import checkpoint_to_resume, forget_checkpoints
@@ -68,7 +69,8 @@ def run(config: DictConfig, job_dir: str | Path, multirun: bool = False, swept_k
 def _train(config: DictConfig, resolved: dict, job_dir: Path, device, swept_keys=()) -> dict:
     started, started_at = time.perf_counter(), time.time()
     module = build_module(config)
-    log.info(header(module.task, module.net, config.trials, config.trainer.max_steps, device))
+    log.info(header(module.task, module.net, config.trials, config.trainer.max_steps, device,
+                    _trainer_notes(config.trainer)))
     checkpoint_dir = job_dir / "checkpoints"
     resume_from = checkpoint_to_resume(checkpoint_dir, identity(resolved), device.type, start_over=config.force)
     if resume_from is None:
@@ -78,18 +80,34 @@ def _train(config: DictConfig, resolved: dict, job_dir: Path, device, swept_keys
     loggers = build_loggers(config.get("logger"), job_dir)
     trainer = build_trainer(config.trainer, device, job_dir, checkpoint_dir, loggers=loggers)
     trainer.fit(module, train_dataloaders=range(config.trainer.max_steps), ckpt_path=resume_from)
-    settled_at = settled_at_step(trainer)  # the convergence stop (trainer.stop_when_loss_change_below) is a finish
-    if trainer.global_step != config.trainer.max_steps and settled_at is None:
+    # The convergence stop (trainer.stop_when_loss_change_below) and trainer.stop_when_solved end a job: a finish.
+    stopped_at = finished_early_at(trainer)
+    if trainer.global_step != config.trainer.max_steps and stopped_at is None:
         # Lightning can return early (a callback asking to stop, an interrupted loop): never record that as done.
         raise RuntimeError(f"training stopped at step {trainer.global_step} of {config.trainer.max_steps}")
+    evaluation = held_out_evaluation(trainer)
     training = {
         "trained_steps": trainer.global_step,
-        **({"stopped_at_step": settled_at} if config.trainer.get("stop_when_loss_change_below") else {}),
+        **({"stopped_at_step": stopped_at} if _stops_early(config.trainer) else {}),
+        **({"evaluated_steps": list(evaluation.steps), "eval_seconds": evaluation.seconds}
+           if evaluation is not None else {}),
         "resumed_from_step": resumed_from_step,
     }
     with trainer.strategy.precision_plugin.forward_context():  # evaluate in training's dtype (64-true: float64)
         per_replica = module.evaluate()
-    columns = [key for key in per_replica[0] if key != "seed"]  # the task's own per-replica metrics, for the table
+        certified, certify_seconds = (_certify(module.task, module.net, [bool(row["success"]) for row in per_replica])
+                                      if config.trainer.get("certify", True) else (None, 0.0))
+    if certified is not None:
+        training["certify_seconds"] = certify_seconds
+    records = evaluation.per_replica() if evaluation is not None else [{} for _ in per_replica]
+    for index, (row, record) in enumerate(zip(per_replica, records)):
+        row.update(record)
+        if certified is not None:
+            row["certified"] = bool(certified[index]) and not row["diverged"]
+        if config.trainer.get("stop_when_solved"):  # success: exact at some evaluation (core.evaluation)
+            row["success"] = row["solved_at_step"] is not None
+    # the task's own per-replica metrics and the evaluation's, for the table
+    columns = [key for key in per_replica[0] if key not in ("seed", "exact_at_steps")]
     result = _result(config, resolved, module, per_replica, job_dir, training)
     result.update(wall_seconds=time.perf_counter() - started, started_at=started_at, finished_at=time.time(),
                   **devices.describe_job(config, device), stream_device=device.type, config=resolved)
@@ -129,6 +147,31 @@ def _result(config, resolved: dict, module, per_replica: list[dict], job_dir: Pa
         "per_replica": per_replica,
         **training,
     }
+
+
+def _stops_early(trainer_config) -> bool:
+    return bool(trainer_config.get("stop_when_loss_change_below") or trainer_config.get("stop_when_solved"))
+
+
+def _trainer_notes(trainer_config) -> list[str]:
+    """The header line's remarks on trainer settings that change what a result means."""
+    if trainer_config.get("stop_when_solved"):
+        return [f"stops when every replica is solved: success = exact at some evaluation (every "
+                f"{trainer_config.eval_every_n_steps} steps), not exact at the end"]
+    return []
+
+
+@torch.no_grad()
+def _certify(task, net, exact: list[bool]) -> tuple[list[bool] | None, float]:
+    """The task's certificate of every replica (`Task.certify`), in eval mode, and the seconds it took."""
+    started = time.perf_counter()
+    was_training = net.training
+    net.eval()
+    try:
+        certified = task.certify(net, exact)
+    finally:
+        net.train(was_training)
+    return certified, time.perf_counter() - started
 
 
 def _checkpoint_step(path: str | None) -> int | None:

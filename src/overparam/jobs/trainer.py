@@ -10,6 +10,7 @@ import pytorch_lightning as pl
 import torch
 
 from overparam.core.convergence import stop_callbacks
+from overparam.core.evaluation import evaluation_callbacks
 from overparam.jobs.checkpoints import AtomicCheckpointIO
 from overparam.jobs.loggers import default_loggers
 from overparam.jobs.progress import ProgressLog
@@ -30,8 +31,11 @@ def build_trainer(trainer_config, device: torch.device, log_dir: str | Path,
     0) atomic checkpoints."""
     loggers = default_loggers(log_dir) if loggers is None else loggers
     every = trainer_config.checkpoint_every_n_steps if checkpoint_dir is not None else 0
+    # The held-out evaluation after the stops (it evaluates at a step where one of them stops training); Lightning
+    # runs ModelCheckpoint last, so a checkpoint holds the evaluation of its own step.
     all_callbacks: list[pl.Callback] = [ProgressLog(trainer_config.max_steps, trainer_config.progress),
-                                        *stop_callbacks(trainer_config), *callbacks]
+                                        *stop_callbacks(trainer_config), *evaluation_callbacks(trainer_config),
+                                        *callbacks]
     if every:
         all_callbacks.append(
             pl.callbacks.ModelCheckpoint(dirpath=checkpoint_dir, every_n_train_steps=every, save_last=True,

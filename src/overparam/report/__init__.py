@@ -1,5 +1,6 @@
 """Pool a sweep's result files into success-rate-vs-width curves: summary.csv, TensorBoard runs, figures, the
-critical width (thresholds.csv) and where each curve crosses one half (crossing.csv).
+critical width (thresholds.csv), where each curve crosses one half (crossing.csv), and success and the critical width
+at every training budget (budget.csv, thresholds_by_budget.csv and their figures, `report.budget`).
 
     python -m overparam.report SWEEP_DIR [SWEEP_DIR ...] [--out DIR]
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from overparam.report.budget import print_budget_thresholds, print_certificates, write_budget_report
 from overparam.report.curves import curve_name, curves
 from overparam.report.figures import FIGURE_FILE, make_figure, write_chart_figure
 from overparam.report.pool import load_results, pool
@@ -44,11 +46,14 @@ def write_report(*sweep_dirs, out: str | Path | None = None, quiet: bool = False
     write_tensorboard_thresholds(thresholds, out_dir / TENSORBOARD_SUBDIR)
     write_chart_figure(points, out_dir)  # the tasks' own charts vs width, when they declare any
     crossings = write_crossings(points, out_dir)  # where the success rate passes 0.5 and reaches 1
+    _, budget_thresholds = write_budget_report(points, out_dir)  # success and m50 / m90 at every training budget
     if not quiet:
         print(f"\nsweep {out_dir}: {len(results)} jobs, {len(rows)} grid points -> {out_dir / SUMMARY_FILE}")
         print_table(rows, points)
         print_thresholds(thresholds)
         print_crossings(crossings)
+        print_budget_thresholds(budget_thresholds)
+        print_certificates(points)
         for point in points:
             for failure in point.failures:
                 print(f"FAILED {failure}")

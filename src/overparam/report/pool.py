@@ -14,6 +14,7 @@ from pathlib import Path
 from overparam.config import flatten as flatten_config
 from overparam.jobs.identity import POOLED_KEYS, WIDTH_KEY, replica_key, result_identity, setting, stream_device
 from overparam.jobs.results import RESULT_FILE, read_result
+from overparam.report.budget import replica_budgets
 from overparam.report.pooling import pooled_columns
 from overparam.stats import interval_columns, summarize
 
@@ -35,6 +36,7 @@ class GridPoint:
     width: object
     params_per_replica: int | None = None
     rows: list = field(default_factory=list)  # per-replica rows, pooled across seeds, each replica once
+    budget_outcomes: list = field(default_factory=list)  # per row: {budget: success} (`report.budget`)
     replicas: set = field(default_factory=set)  # results.replica_key of every row
     extras: dict = field(default_factory=dict)  # task-level numbers (e.g. the Bayes ceiling)
     charts: dict = field(default_factory=dict)  # the task's and analyses' charts: title -> summary columns
@@ -52,9 +54,20 @@ class GridPoint:
             **interval_columns(self.rows, [column for columns in self.charts.values() for column in columns]),
             **self.extras,
             **pooled_columns(self.rows, self.pooling),
+            **certificate_columns(self.rows),
             "jobs": self.jobs,
             "failed_jobs": self.failed_jobs,
         }
+
+
+def certificate_columns(rows: list[dict]) -> dict:
+    """`uncertified_exact`: replicas exact on the held-out set at the end that fail the task's certificate
+    (`Task.certify`); only for points whose replicas were checked (`certified_fraction` comes from `summarize`)."""
+    checked = [row for row in rows if "certified" in row]
+    if not checked:
+        return {}
+    return {"uncertified_exact": sum(bool(row.get("exact_at_end", row.get("success"))) and not row["certified"]
+                                     for row in checked)}
 
 
 def load_results(sweep_dirs: list[Path]) -> list[tuple[Path, dict]]:
@@ -111,6 +124,7 @@ def pool(results: list[tuple[Path, dict]]) -> list[GridPoint]:
             if key not in point.replicas:
                 point.replicas.add(key)
                 point.rows.append(row)
+                point.budget_outcomes.append(replica_budgets(result, row))
         point.charts.update(result.get("charts", {}))
         point.extras.update({key: result[key] for key in result.get("extra_keys", ()) if key in result})
         for kind, names in result.get("pooling", {}).items():

@@ -1,4 +1,5 @@
-"""What a sweep cost: jobs, replica-steps (sum over jobs of trials x max_steps) and the jobs' summed wall time.
+"""What a sweep cost: jobs, replica-steps (sum over jobs of trials x the steps each trained: `trained_steps`, which is
+less than max_steps for a job that stopped early, e.g. with `trainer.stop_when_solved`) and the jobs' summed wall time.
 
     python -m overparam.search.cost SWEEP_DIR [SWEEP_DIR ...]
 
@@ -17,7 +18,8 @@ def sweep_cost(sweep_dir: str | Path) -> dict:
     results = [result for _, result in load_results([Path(sweep_dir)]) if result.get("status") == "ok"]
     return {
         "jobs": len(results),
-        "replica_steps": sum(r["trials"] * r["config"]["trainer"]["max_steps"] for r in results),
+        "replica_steps": sum(r["trials"] * r.get("trained_steps", r["config"]["trainer"]["max_steps"])
+                             for r in results),
         "job_wall_seconds": sum(r.get("wall_seconds") or 0.0 for r in results),
     }
 

@@ -89,3 +89,11 @@ class Task(ABC):
     def evaluate(self, predict: Callable[[torch.Tensor], torch.Tensor], replicas: int, device) -> list[dict]:
         """One row per replica: `success` (bool) and the task's metrics (numbers, or flags such as `collapsed`).
         `predict` maps held-out inputs `[K, N, ...]` to predictions (probabilities for a logits net)."""
+
+    def certify(self, net, exact: Sequence[bool]) -> list[bool] | None:
+        """Whether each replica is exact on every input the task can ever present, not only on the held-out set:
+        a proof by enumeration where the task has one (for a one-step Life net, its output on all 512 3x3
+        patterns). `exact` says which replicas passed the held-out set; a replica that did not is not certified and
+        need not be checked. Called after training, on the trained net (eval mode, no gradient). None: the task
+        cannot certify this net, and the result has no `certified`."""
+        return None

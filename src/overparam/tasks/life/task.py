@@ -207,6 +207,15 @@ class LifeTask(Task):
 
         return fixed_batch(self, seed, examples, net)
 
+    def certify(self, net, exact: Sequence[bool]) -> list[bool] | None:
+        """Each replica checked on every neighborhood a board can show it (`tasks.life.certificate`): the 512 3x3
+        patterns for a one-step, one-block net, the 5x5 windows for two steps or two blocks; None beyond."""
+        if not isinstance(net, PatternNet) or not hasattr(net, "blocks"):
+            return None
+        from overparam.tasks.life.certificate import certify
+
+        return certify(net, self.rule, self.steps, self.boundary, exact)
+
     @torch.no_grad()
     def evaluate(
         self, predict: Callable[[torch.Tensor], torch.Tensor], replicas: int, device, chunk: int = 100
