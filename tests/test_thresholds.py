@@ -79,6 +79,17 @@ def test_separation_reports_the_bracketing_widths_not_an_estimate():
     assert (quasi.status, quasi.ci_low, quasi.ci_high) == ("separated", 2.0, 4.0)
 
 
+def test_a_mixed_width_clearly_on_one_side_of_the_target_narrows_the_bracket():
+    # the 4-layer jamming curve: 0/16, 12/16, 16/16. 12/16 (Wilson 0.505-0.898) is clearly above 0.5 and clearly
+    # below 0.9, so m50 lies in (313, 451] and m90 in [451, 613), not both in (313, 613)
+    m50, m90 = fit_thresholds([313, 451, 613], [0, 12, 16], [16] * 3)
+    assert (m50.status, m50.ci_low, m50.ci_high) == ("separated", 313.0, 451.0)
+    assert (m90.status, m90.ci_low, m90.ci_high) == ("separated", 451.0, 613.0)
+    # 5/16 (0.14-0.56) is clearly below 0.9 only
+    low, high = fit_thresholds([1, 2, 3, 4], [0, 0, 5, 16], [16] * 4)
+    assert (low.ci_low, low.ci_high, high.ci_low, high.ci_high) == (2.0, 4.0, 3.0, 4.0)
+
+
 def test_falling_success_is_not_monotone():
     result = fit_thresholds([1, 2, 3, 4], [14, 9, 6, 2], [16] * 4, (0.5,))[0]
     assert result.status == "not_monotone" and math.isnan(result.estimate)

@@ -80,7 +80,7 @@ def _train(config: DictConfig, resolved: dict, job_dir: Path, device, swept_keys
     resumed_from_step = _checkpoint_step(resume_from)
     trainer = build_trainer(config.trainer, device, job_dir, checkpoint_dir)
     trainer.fit(module, train_dataloaders=range(config.trainer.max_steps), ckpt_path=resume_from)
-    settled_at = settled_at_step(trainer)  # the convergence stop (trainer.stop_when_loss_change_below) is a finish
+    settled_at = settled_at_step(trainer)  # a convergence stop (loss settled, every replica fitted) is a finish
     if trainer.global_step != config.trainer.max_steps and settled_at is None:
         # Lightning can return early (a callback asking to stop, an interrupted loop): never record that as done.
         raise RuntimeError(f"training stopped at step {trainer.global_step} of {config.trainer.max_steps}")
@@ -109,7 +109,8 @@ def _train(config: DictConfig, resolved: dict, job_dir: Path, device, swept_keys
         **analysis_summary,
         "per_replica": per_replica,
         "trained_steps": trainer.global_step,
-        **({"stopped_at_step": settled_at} if config.trainer.get("stop_when_loss_change_below") else {}),
+        **({"stopped_at_step": settled_at} if config.trainer.get("stop_when_loss_change_below")
+           or config.trainer.get("stop_when_fitted") else {}),
         "resumed_from_step": resumed_from_step,
         "wall_seconds": time.perf_counter() - started,
         "started_at": started_at,

@@ -19,28 +19,18 @@ import torch
 
 from overparam.analysis.base import Analysis, Trained
 from overparam.config.checks import boolean, integer
-from overparam.core.build import build_optimizer
-from overparam.core.step import replica_step
-from overparam.seeds import replica_generator, replica_seed
+from overparam.core.retrain import train_replicas
+from overparam.seeds import replica_seed
 from overparam.tasks.life.analysis.pruning import exact, prune
 from overparam.tasks.life.analysis.units import apply_masks, hidden_layers, reading_rows
 from overparam.tasks.life.net import LifeConvNet
 
 
 def train(net, task, seeds, optim_config, steps: int, masks=None) -> torch.Tensor:
-    """`steps` optimizer steps as the job takes them (`replica_step`, on fresh batches from each seed's own data and
-    dropout streams; a diverged replica is frozen for good). Masked weights stay at zero. Returns which replicas
-    are still alive."""
-    data = [replica_generator(seed, "data") for seed in seeds]
-    dropout = [replica_generator(seed, "dropout") for seed in seeds]
-    optimizer = build_optimizer(optim_config)(net.parameters())
-    alive = torch.ones(len(seeds), dtype=torch.bool)
-    net.train()
-    for _ in range(steps):
-        replica_step(net, optimizer, alive, lambda: task.training_losses(net, data, dropout, "cpu"))
-        if masks is not None:
-            apply_masks(net, masks)
-    return alive
+    """`steps` optimizer steps as the job takes them (`core.retrain.train_replicas`); masked weights stay at zero.
+    Returns which replicas are still alive."""
+    return train_replicas(net, task, seeds, optim_config, steps,
+                          None if masks is None else lambda: apply_masks(net, masks))
 
 
 def rewound(initial: LifeConvNet, replicas: list[int], removals: list[dict], width: int):
