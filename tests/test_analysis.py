@@ -194,6 +194,70 @@ def test_a_tiny_job_with_every_analysis_records_every_field(tmp_path):
     assert result["pooling"]["rates"] == ["rewind_success", "reinit_success"]
     assert "walk_barrier" in result["pooling"]["by_outcome"] and "rewind_width" in result
     assert (tmp_path / "walks.png").exists() and (tmp_path / "hessian.png").exists()
+    _recorded_values_are_recomputed(result, net, task)
+
+
+def _recorded_values_are_recomputed(result, net, task):
+    """The job's analysis numbers, recomputed here from its checkpoint (the net the analyses saw) and config, by
+    other routes: distance by hand, walk ends as the fixed-set losses of the net and of the solution, the barrier
+    from the profile, the Hessian by autograd on the board batch (the job took the one-block pattern path), the
+    rewind and reinit rates from the per-replica rows."""
+    import math
+
+    from omegaconf import OmegaConf
+    from torch.func import functional_call
+    from torch.nn import functional as F
+
+    from overparam.core.build import build_net
+    from overparam.report.pooling import pooled_columns
+    from overparam.seeds import replica_seeds
+    from overparam.stats import wilson_interval
+    from overparam.tasks.life.batches import fixed_boards
+
+    config = OmegaConf.create(result["config"])
+    initial = build_net(config.model, task, replica_seeds(config.seed, config.trials))
+    walk_boards, walk_targets = walk_set(task, config.analysis.walk.boards, config.analysis.walk.size,
+                                         config.analysis.walk.seed)
+    trained_loss = fixed_set_losses(net, task, walk_boards, walk_targets)
+    solution_loss = fixed_set_losses(solution_like(net, task.rule), task, walk_boards, walk_targets)
+    inputs, targets = fixed_boards(task, config.analysis.hessian.seed, config.analysis.hessian.examples)
+    inputs, targets = inputs[0], targets[0]
+    for replica, row in enumerate(result["per_replica"]):
+        moved = sum(float(((p - q)[replica].double() ** 2).sum()) for p, q in zip(net.state_dict().values(),
+                                                                                   initial.state_dict().values()))
+        start = sum(float((q[replica].double() ** 2).sum()) for q in initial.state_dict().values())
+        assert moved > 0
+        assert row["init_relative_distance"] == pytest.approx(math.sqrt(moved / start), rel=1e-6)
+        profile = row["walk_profile"]
+        assert profile[0] == pytest.approx(float(trained_loss[replica]), rel=1e-5)
+        assert profile[-1] == pytest.approx(float(solution_loss[replica]), rel=1e-4, abs=1e-7)
+        chord = [profile[0] + i / 50 * (profile[-1] - profile[0]) for i in range(51)]
+        assert row["walk_barrier"] == pytest.approx(max(p - c for p, c in zip(profile, chord)), abs=1e-9)
+        module = net.export_replica(replica).double()
+        named = [(name, p.shape) for name, p in module.named_parameters()]
+        point = torch.cat([p.detach().reshape(-1) for p in module.parameters()])
+
+        def loss(flat, module=module, named=named):
+            parts = torch.split(flat, [shape.numel() for _, shape in named])
+            weights = {name: part.reshape(shape) for (name, shape), part in zip(named, parts)}
+            return F.binary_cross_entropy(functional_call(module, weights, (inputs.double(),)), targets.double())
+
+        eigenvalues = torch.linalg.eigvalsh(torch.autograd.functional.hessian(loss, point)).numpy()
+        scale = abs(eigenvalues).max()
+        assert scale > 1e-6
+        assert row["hessian_parameters"] == point.numel() == 2 * 2 * 2 + 22 * 2 + 1
+        assert row["hessian_lambda_max"] == pytest.approx(eigenvalues[-1], abs=1e-9 * scale)
+        assert row["hessian_lambda_min"] == pytest.approx(eigenvalues[0], abs=1e-9 * scale)
+        tol = config.analysis.hessian.zero_tolerance * eigenvalues[-1]
+        assert row["hessian_near_zero_fraction"] == pytest.approx(np.mean(np.abs(eigenvalues) <= tol))
+        assert row["hessian_negative_count"] == int(np.sum(eigenvalues < -tol))
+    pooled = pooled_columns(result["per_replica"], result["pooling"])
+    for arm in ("rewind", "reinit"):
+        outcomes = [row[f"{arm}_success"] for row in result["per_replica"] if f"{arm}_success" in row]
+        assert len(outcomes) == 2  # both replicas solved (presolved) and are wider than minimal: both pruned
+        assert (pooled[f"{arm}_success_rate"], pooled[f"{arm}_success_trials"]) == (sum(outcomes) / 2, 2)
+        low, high = wilson_interval(sum(outcomes), len(outcomes))
+        assert (pooled[f"{arm}_success_ci_low"], pooled[f"{arm}_success_ci_high"]) == pytest.approx((low, high))
 
 
 @pytest.mark.parametrize("neighborhood", ["von_neumann", "moore"])

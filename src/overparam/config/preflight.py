@@ -96,6 +96,7 @@ def jobs_of(argv: list[str]) -> list[list[str]]:
     except HydraException as error:
         raise ConfigError(f"command line: {str(error).strip().splitlines()[0]}") from None
     if not multirun:
+        _refuse_sweeps_without_multirun(arguments)
         return jobs
     try:
         first = _compose(jobs[0])
@@ -108,6 +109,22 @@ def jobs_of(argv: list[str]) -> list[list[str]]:
     if params:
         jobs = _expand([f"{key}={value}" for key, value in params.items()] + arguments)
     return jobs
+
+
+def _refuse_sweeps_without_multirun(arguments: list[str]) -> None:
+    """A sweep on the command line, or a preset that defines one, runs only with -m: say so instead of failing deep
+    in a composition (a sweep value) or silently running one job of the grid (a preset's sweeper params)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    for override in OverridesParser.create().parse_overrides(arguments):
+        if override.is_sweep_override():
+            raise ConfigError(f"{override.input_line} is a sweep: add -m to run it (python run.py -m "
+                              f"{' '.join(arguments)})")
+    params = _compose_or_explain(arguments).hydra.sweeper.get("params") or {}
+    if params:
+        swept = " ".join(f"{key}={value}" for key, value in params.items())
+        raise ConfigError(f"this config sweeps {swept} (hydra.sweeper.params): add -m to run the sweep "
+                          f"(python run.py -m {' '.join(arguments)})")
 
 
 def _job_config(job: list[str], bases: dict) -> dict:

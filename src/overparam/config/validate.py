@@ -105,7 +105,7 @@ def validate(config) -> None:
     for group, node in groups.items():
         if not isinstance(node, dict):
             fail(group, node, "must be a config group (task=..., model=..., optim=..., trainer=...)")
-    plain = {k: v for k, v in config.items() if k not in groups and k not in ("hydra", "analysis")}
+    plain = {k: v for k, v in config.items() if k not in groups and k not in ("hydra", "analysis", "logger")}
     _check_plain("", plain, TOP_LEVEL_CHECKS)
     _check_plain("trainer.", groups["trainer"], TRAINER_CHECKS)
     task_class = _check_buildable("task", groups["task"])
@@ -118,6 +118,19 @@ def validate(config) -> None:
     model_class.check(groups["model"])
     task_class.check(groups["task"], groups["model"])
     _check_analyses(config.get("analysis"), groups, task_class, model_class)
+    _check_loggers(config.get("logger"))
+
+
+def _check_loggers(loggers) -> None:
+    """Each part of the `logger` group names a Lightning logger class (`_target_`) and only its keyword arguments."""
+    if loggers is None:
+        return
+    if not isinstance(loggers, dict):
+        fail("logger", loggers, "must be a group of loggers (logger=tensorboard, logger=[tensorboard,csv], ...)")
+    for name, node in loggers.items():
+        if not isinstance(node, dict):
+            fail(f"logger.{name}", node, "must be a logger (a group with its _target_)")
+        _check_buildable(f"logger.{name}", node)
 
 
 def _check_analyses(analysis, groups: dict, task_class: type, model_class: type) -> None:

@@ -94,17 +94,19 @@ class ReplicaModule(pl.LightningModule):
         # logging in automatic mode does.
         step = self.global_step
         losses = self.train_step(self.optimizers(), self.manual_backward)
-        if step % self.log_every == 0 and self.logger is not None:
+        if step % self.log_every == 0 and self.loggers:
             self._log_losses(losses, step)
         return None
 
     def _log_losses(self, losses: torch.Tensor, step: int) -> None:
         alive_losses = losses[self.alive]
-        self.logger.log_metrics({
+        metrics = {
             "train/loss_mean": alive_losses.mean().item() if len(alive_losses) else float("nan"),
             "train/loss_min": alive_losses.min().item() if len(alive_losses) else float("nan"),
             "train/alive_replicas": int(self.alive.sum()),
-        }, step=step)
+        }
+        for logger in self.loggers:
+            logger.log_metrics(metrics, step=step)
 
     # ----- evaluation -----------------------------------------------------------------------------
 

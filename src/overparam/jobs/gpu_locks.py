@@ -19,6 +19,8 @@ from pathlib import Path
 
 import torch
 
+from overparam.jobs.logs import log
+
 LOCK_DIR_ENV = "OVERPARAM_GPU_LOCK_DIR"    # where the per-GPU lock files live (default: a per-user temp folder)
 
 
@@ -89,7 +91,8 @@ class DeviceLocks:
             if deadline is not None and time.monotonic() > deadline:
                 raise TimeoutError(f"no free device among {len(self.keys)} in {self.lock_dir} after {timeout} s")
             if not announced:
-                print(f"waiting for a free GPU: all {len(self.keys)} are held by other jobs (locks in {self.lock_dir})")
+                log.info(f"waiting for a free GPU: all {len(self.keys)} are held by other jobs "
+                         f"(locks in {self.lock_dir})")
                 announced = True
             time.sleep(self.poll_seconds)
 

@@ -1,10 +1,13 @@
-"""A concise periodic training log: ten lines per job instead of a progress bar in every log file."""
+"""A concise periodic training log: ten lines per job (through `logging`, so in the job's log file too) instead of a
+progress bar in every log file; `trainer.progress=bar` shows Lightning's bar instead, for one job in a terminal."""
 
 from __future__ import annotations
 
 import time
 
 import pytorch_lightning as pl
+
+from overparam.jobs.logs import log
 
 
 class ProgressLog(pl.Callback):
@@ -27,8 +30,5 @@ class ProgressLog(pl.Callback):
         alive = module.alive
         losses = module.last_losses[alive]
         loss = f"{losses.mean().item():.4f}" if len(losses) else "nan"
-        print(
-            f"  step {step:>6}/{self.max_steps}  loss {loss}  alive {int(alive.sum())}/{len(alive)}  "
-            f"{per_step:.2f} ms/step",
-            flush=True,
-        )
+        log.info(f"  step {step:>6}/{self.max_steps}  loss {loss}  alive {int(alive.sum())}/{len(alive)}  "
+                 f"{per_step:.2f} ms/step")

@@ -11,6 +11,7 @@ import torch
 
 from overparam.core.convergence import stop_callbacks
 from overparam.jobs.checkpoints import AtomicCheckpointIO
+from overparam.jobs.loggers import default_loggers
 from overparam.jobs.progress import ProgressLog
 
 # ReplicaModule writes its optimization step out (core.step.replica_step); Lightning then warns that a checkpoint holds
@@ -22,11 +23,12 @@ DEFAULT_PRECISION = "32-true"
 
 
 def build_trainer(trainer_config, device: torch.device, log_dir: str | Path,
-                  checkpoint_dir: str | Path | None = None, callbacks: list[pl.Callback] = ()) -> pl.Trainer:
-    """The Trainer for `trainer_config` on `device`: TensorBoard logs in `log_dir/tensorboard`, the periodic
-    progress lines, and (with `checkpoint_dir` and `checkpoint_every_n_steps` > 0) atomic checkpoints."""
-    logger = pl.loggers.TensorBoardLogger(save_dir=str(log_dir), name="tensorboard", version="",
-                                          default_hp_metric=False)
+                  checkpoint_dir: str | Path | None = None, callbacks: list[pl.Callback] = (),
+                  loggers: list | None = None) -> pl.Trainer:
+    """The Trainer for `trainer_config` on `device`: the job's loggers (`jobs.loggers`; by default TensorBoard in
+    `log_dir/tensorboard`), the periodic progress lines, and (with `checkpoint_dir` and `checkpoint_every_n_steps` >
+    0) atomic checkpoints."""
+    loggers = default_loggers(log_dir) if loggers is None else loggers
     every = trainer_config.checkpoint_every_n_steps if checkpoint_dir is not None else 0
     all_callbacks: list[pl.Callback] = [ProgressLog(trainer_config.max_steps, trainer_config.progress),
                                         *stop_callbacks(trainer_config), *callbacks]
@@ -40,7 +42,7 @@ def build_trainer(trainer_config, device: torch.device, log_dir: str | Path,
         precision=trainer_config.get("precision", DEFAULT_PRECISION),  # 64-true: float64 parameters and step data
         accelerator=device.type,
         devices=[device.index or 0] if device.type == "cuda" else 1,
-        logger=logger,
+        logger=loggers or False,
         callbacks=all_callbacks,
         plugins=[AtomicCheckpointIO()],
         enable_checkpointing=bool(every),

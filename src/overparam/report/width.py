@@ -7,8 +7,8 @@ Interval: profile likelihood, not a bootstrap. Reparametrised as logit P = logit
 for a fixed m_q is a one-parameter GLM (regressor x - log m_q, offset logit q), so the profile is exact and
 cheap; the 95% interval is where twice the log-likelihood drop stays under chi2(1, 0.95) = 3.84. It is
 deterministic (no resampling noise in a file that is rebuilt on every report), follows the skew of a ratio
-estimate (a Wald interval on -a/b is symmetric and poor when b is small), and its coverage is checked in
-tests/test_thresholds.py against a known logistic.
+estimate (a Wald interval on -a/b is symmetric and poor when b is small), and its ends and coverage are checked in
+tests/test_threshold_coverage.py against an independent likelihood and a known logistic.
 
 Parameters per replica: the same m_q mapped through the grid's (m_factor, params_per_replica) pairs,
 piecewise linear in log-log (params grow monotonically with m). At grid widths the mapping is exact;
