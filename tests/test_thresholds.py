@@ -39,9 +39,12 @@ def test_data_that_do_not_bracket_the_threshold_are_not_extrapolated():
     above = fit_thresholds([1, 2, 4], [0, 1, 2], [16, 16, 16], (0.5,))[0]
     assert (above.status, above.ci_low) == ("not_reached_above", 4.0) and math.isnan(above.estimate)
     # 15/16 at the narrowest width, then all successes: quasi-complete separation (one mixed width, at the low
-    # end), so the bracket, open below (no width under 1) and closed at the first all-success width.
+    # end), so a bracket open below (no width under 1); 15/16 (Wilson 0.72-0.99) lies clearly above 0.5, so it
+    # closes at that width, not at the first all-success one.
     below = fit_thresholds([1, 2, 4], [15, 16, 16], [16, 16, 16], (0.5,))[0]
-    assert below.status == "separated" and math.isnan(below.ci_low) and below.ci_high == 2.0
+    assert below.status == "separated" and math.isnan(below.ci_low) and below.ci_high == 1.0
+    unclear = fit_thresholds([1, 2, 4], [9, 16, 16], [16, 16, 16], (0.5,))[0]  # 9/16: 0.33-0.77, either side
+    assert unclear.status == "separated" and math.isnan(unclear.ci_low) and unclear.ci_high == 2.0
     # A fit whose m50 lies under the narrowest width (9/16 at 1 rising to 16/16): reached at the narrowest width.
     fitted_below = fit_thresholds([1, 2, 4], [9, 14, 16], [16, 16, 16], (0.5,))[0]
     assert (fitted_below.status, fitted_below.ci_high) == ("not_reached_below", 1.0)
