@@ -84,6 +84,8 @@ def span(rows: list[dict], key: str) -> str:
     found = values(rows, key)
     if not found:
         return "-"
+    if max(found) - min(found) <= 1e-6 * abs(max(found)):  # one value (e.g. a destination shared by every replica)
+        return number(found[0])
     return f"{number(min(found))}-{number(max(found))} (median {number(statistics.median(found))})"
 
 
@@ -233,24 +235,31 @@ def jamming_tables(points: list[GridPoint], results: list[tuple[Path, dict]]) ->
     crit = []
     for curve in dict.fromkeys(p.curve for p in points):
         members = sorted((p for p in points if p.curve == curve), key=lambda p: p.width)
-        grid = [(p.width, p.params_per_replica) for p in members]
-        low, high = grid_bracket([(p.params_per_replica, successes(p)[0] / successes(p)[1]) for p in members], 0.5)
-        fit = fit_thresholds([p.width for p in members], [successes(p)[0] for p in members],
-                             [successes(p)[1] for p in members], (0.5,))[0]
-        if fit.status == "ok":
-            estimate, ci = params_at(fit.estimate, grid), (params_at(fit.ci_low, grid), params_at(fit.ci_high, grid))
-            fitted = f"N* = {number(estimate)} ({number(ci[0])}-{number(ci[1])}), P/N* = {_ratio(p_count, estimate)}" \
-                     f" ({_ratio(p_count, ci[1])}-{_ratio(p_count, ci[0])})"
-        elif fit.status == "separated":
-            bounds = [params_at(v, grid) if math.isfinite(v) else math.nan for v in (fit.ci_low, fit.ci_high)]
-            fitted = f"separated: N* between {number(bounds[0])} and {number(bounds[1])}, P/N* " \
-                     f"{_ratio(p_count, bounds[1])}-{_ratio(p_count, bounds[0])}"
-        else:
-            fitted = fit.status
-        bracket = f"{number(low)}-{number(high)}" if low is not None and high is not None else "-"
-        ratio = f"{_ratio(p_count, high)}-{_ratio(p_count, low)}" if low is not None and high is not None else "-"
-        crit.append([curve_name(curve), bracket, ratio, fitted])
-    out.append(table(["curve", "N* bracket (grid, rate < 0.5 to >= 0.5)", "P/N*", "logistic fit"], crit))
+        counts = [successes(p) for p in members]
+        fit = fit_thresholds([p.width for p in members], [k for k, _ in counts], [n for _, n in counts], (0.5,))[0]
+        row = [curve_name(curve)]
+        for unit in ("N", "N_w"):
+            size = {p.width: (p.params_per_replica if unit == "N" else weights.get(p.params_per_replica))
+                    for p in members}
+            low, high = grid_bracket([(size[p.width], k / n) for p, (k, n) in zip(members, counts)], 0.5)
+            row.append(f"{number(low)}-{number(high)} (P/{unit}* {_ratio(p_count, high)}-{_ratio(p_count, low)})"
+                       if low is not None and high is not None else "-")
+            grid = sorted(size.items())
+            if fit.status == "ok":
+                estimate = params_at(fit.estimate, grid)
+                ci = [params_at(v, grid) if 0 < v < math.inf else math.nan for v in (fit.ci_low, fit.ci_high)]
+                row.append(f"{unit}* = {number(estimate)} ({number(ci[0])}-{number(ci[1])}), P/{unit}* = "
+                           f"{_ratio(p_count, estimate)} ({_ratio(p_count, ci[1])}-{_ratio(p_count, ci[0])})")
+            elif fit.status == "separated":
+                bounds = [params_at(v, grid) if math.isfinite(v) else math.nan for v in (fit.ci_low, fit.ci_high)]
+                row.append(f"separated: {unit}* in ({number(bounds[0])}, {number(bounds[1])}], P/{unit}* "
+                           f"{_ratio(p_count, bounds[1])}-{_ratio(p_count, bounds[0])}")
+            else:
+                row.append(fit.status)
+        crit.append([row[0], row[1], row[3], row[2], row[4]])
+    out.append(table(["curve", "N* bracket, all parameters (grid: rate < 0.5 to >= 0.5)",
+                      "N_w* bracket, weights only", "logistic fit (report.width), all parameters",
+                      "logistic fit, weights only"], crit))
     return "\n".join(out)
 
 
