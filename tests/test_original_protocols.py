@@ -179,3 +179,6 @@ def test_the_why_width_table_pairs_the_lottery_arms_per_replica(tmp_path, capsys
     out = capsys.readouterr().out
     assert "| 3 | 2 | 2/3 (0.21-0.94) | 1/3 (0.06-0.79) | 1 / 1 / 0 / 1 | +0.33" in out
     assert "Fresh nets of width m = 1 (the sweep's own grid point, trained with the same budget): 1/2" in out
+    # the pairs split by whether pruning narrowed the net (widths 2 and 1 at m = 3) or kept its width (3 at m = 3)
+    assert "| pooled, pruned to a narrower width |  | 2/2 (0.34-1.00) | 1/2 (0.09-0.91) | 1 / 1 / 0 / 0 |" in out
+    assert "| pooled, kept the full width |  | 0/1 (0.00-0.79) | 0/1 (0.00-0.79) | 0 / 0 / 0 / 1 |" in out

@@ -158,6 +158,14 @@ def lottery_table(points: list[GridPoint]) -> str:
     if not rows:
         return "No lottery results (analysis=lottery or why)."
     rows.append(_lottery_row("pooled", "", pooled))
+    narrowed, kept = [], []
+    for point in points:
+        for row in point.rows:
+            pair = lottery_pairs([row])
+            if pair:
+                (narrowed if row.get("prune_width", point.width) < point.width else kept).extend(pair)
+    rows.append(_lottery_row("pooled, pruned to a narrower width", "", narrowed))
+    rows.append(_lottery_row("pooled, kept the full width", "", kept))
     header = ["m", "pruned width (mean)", "rewound survivors", "re-initialised survivors",
               "both / rewound only / re-init only / neither", "rewound - re-init (95% CI, Newcombe)",
               "McNemar exact p"]
@@ -172,6 +180,8 @@ def lottery_table(points: list[GridPoint]) -> str:
 
 
 def _lottery_row(name: str, width: str, pairs: list[tuple[bool, bool]]) -> list[str]:
+    if not pairs:
+        return [name, width, "-", "-", "-", "-", "-"]
     paired = paired_difference(pairs)
     n = paired["pairs"]
     rewound = paired["both"] + paired["first_only"]

@@ -6,7 +6,10 @@ Rewind: the surviving units' *initial* weights (the same seed's initialisation) 
 replica (`core.step.replica_step`: the job's optimizer, the replica's own data stream from step 0) for
 `rewind_steps` steps (0: the job's own budget). The control, `reinit`, is trained the same way: the same surviving
 architecture (same masks, same data streams) with fresh initial weights (Frankle & Carbin's random
-re-initialisation). Each replica thus gives a pair of outcomes (rewound, re-initialised).
+re-initialisation). Each replica thus gives a pair of outcomes (rewound, re-initialised). A ticket from which
+pruning removed no unit (`prune_removed_units` 0) is the replica's own net: rewound, it replays the replica's own
+successful run (same start, same data), so its success says nothing about a ticket; the docs' table
+(`python -m overparam.report.tables why-width`) splits the pairs by whether pruning narrowed the net.
 Fresh nets of the minimal width, the other natural comparison, are the sweep's own grid point at that width: with
 the job's full budget they are trained exactly as the tickets are, so the lottery does not train them again.
 """
@@ -95,6 +98,8 @@ class Lottery(Analysis):
         removals = []
         for k in chosen:
             rows[k]["prune_width"], removed = prune(net, k, task, 0, config.optim, seeds[k])
+            # 0: the ticket is the replica's own net, and its rewound retraining replays the replica's own run
+            rows[k]["prune_removed_units"] = sum(len(units) for units in removed.values())
             if self.finetune_steps:
                 rows[k]["prune_width_finetuned"] = prune(net, k, task, self.finetune_steps, config.optim, seeds[k])[0]
             removals.append(removed)
