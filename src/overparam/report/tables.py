@@ -1,7 +1,7 @@
 """The tables the docs show, printed as Markdown from result files, so a reader can regenerate every number:
 
     python -m overparam.report.tables success DIR [DIR ...] [--columns board_accuracy_mean ...]
-    python -m overparam.report.tables why-width DIR [DIR ...]
+    python -m overparam.report.tables why-width DIR [DIR ...] [--figure PNG]
     python -m overparam.report.tables walk DIR [DIR ...]
     python -m overparam.report.tables jamming DIR [DIR ...]
     python -m overparam.report.tables double-descent DIR [DIR ...]
@@ -192,6 +192,75 @@ def _lottery_row(name: str, width: str, pairs: list[tuple[bool, bool]]) -> list[
             f"{paired['mcnemar_p']:.2g}"]
 
 
+def why_width_figure(points: list[GridPoint], path: Path) -> None:
+    """The why-width numbers against width (log axes), medians over solved (solid) and failed (dashed) replicas:
+    success, the Hessian's lambda_max beside the loss at that point, the aligned walk's barrier, the weights'
+    relative distance from initialisation, and the lottery's two arms for tickets pruning narrowed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    points = sorted(points, key=lambda p: p.width)
+    widths = [p.width for p in points]
+    figure, axes = plt.subplots(2, 3, figsize=(13, 7))
+    axis = axes[0, 0]
+    counts = [successes(p) for p in points]
+    bands = [wilson_interval(k, n) for k, n in counts]
+    axis.plot(widths, [k / n for k, n in counts], "o-", color="black")
+    axis.fill_between(widths, [b[0] for b in bands], [b[1] for b in bands], color="grey", alpha=0.3)
+    axis.set_title("replicas that solve the rule (95% Wilson band)", fontsize=9)
+
+    def medians(axis, key, color, label, log=True):
+        for outcome, style in ((True, "-"), (False, "--")):
+            found = [(p.width, statistics.median(values(p.rows, key, outcome))) for p in points
+                     if values(p.rows, key, outcome)]
+            if found:
+                axis.plot(*zip(*found), style, marker="o", color=color,
+                          label=f"{label} ({'solved' if outcome else 'failed'})")
+        if log:
+            axis.set_yscale("log")
+
+    medians(axes[0, 1], "hessian_lambda_max", "tab:blue", "lambda_max")
+    medians(axes[0, 1], "hessian_loss", "tab:orange", "loss")
+    medians(axes[0, 1], "hessian_gradient_norm", "tab:green", "gradient norm")
+    axes[0, 1].set_title("Hessian lambda_max, loss and gradient norm on the fixed batch", fontsize=9)
+    medians(axes[0, 2], "walk_barrier", "tab:red", "aligned barrier")
+    medians(axes[0, 2], "walk_trained_unaligned_barrier", "tab:purple", "unaligned barrier")
+    axes[0, 2].set_title("loss-walk barrier to the hand-built solution", fontsize=9)
+    medians(axes[1, 0], "init_weight_relative_distance", "tab:brown", "weights only")
+    medians(axes[1, 0], "init_relative_distance", "tab:grey", "all parameters")
+    axes[1, 0].set_title("||w - w0|| / ||w0||", fontsize=9)
+    medians(axes[1, 1], "hessian_near_zero_fraction", "tab:cyan", "near-zero fraction", log=False)
+    medians(axes[1, 1], "hessian_negative_fraction", "tab:pink", "negative fraction", log=False)
+    axes[1, 1].set_title("Hessian eigenvalue mass near zero / below zero", fontsize=9)
+    axis = axes[1, 2]
+    for narrowed, style in ((True, "-"), (False, "--")):
+        for index, color, name in ((0, "tab:olive", "rewound"), (1, "tab:blue", "re-initialised")):
+            found = []
+            for point in points:
+                pairs = [pair for row in point.rows for pair in lottery_pairs([row])
+                         if (row.get("prune_width", point.width) < point.width) == narrowed]
+                if pairs:
+                    found.append((point.width, sum(pair[index] for pair in pairs) / len(pairs)))
+            if found:
+                axis.plot(*zip(*found), style, marker="o", color=color,
+                          label=f"{name}, {'narrowed' if narrowed else 'full width'}")
+    axis.set_title("lottery: survivors that solve the rule again", fontsize=9)
+    for axis in axes.flat:
+        axis.set_xscale("log")
+        axis.set_xticks(widths, [str(w) for w in widths])
+        axis.minorticks_off()
+        axis.grid(True, alpha=0.3)
+        axis.set_xlabel("width factor m", fontsize=8)
+        if axis.get_legend_handles_labels()[0]:
+            axis.legend(fontsize=6)
+    figure.suptitle("Why width helps: medians over solved (solid) and failed (dashed) replicas", fontsize=10)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
 # ----- loss walks -------------------------------------------------------------------------------------------------
 
 
@@ -301,6 +370,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("kind", choices=["success", "why-width", "walk", "jamming", "double-descent"])
     parser.add_argument("dirs", nargs="+", type=Path, help="sweep or job folder(s) holding result.json files")
     parser.add_argument("--columns", nargs="*", default=[], help="success: summary columns to add")
+    parser.add_argument("--figure", type=Path, help="why-width: also draw its figure to this PNG")
     args = parser.parse_args(argv)
     for folder in args.dirs:
         if not folder.is_dir():
@@ -313,6 +383,8 @@ def main(argv: list[str] | None = None) -> int:
         print(success_table(points, args.columns))
     elif args.kind == "why-width":
         print(why_width_tables(points))
+        if args.figure:
+            why_width_figure(points, args.figure)
     elif args.kind == "walk":
         print(walk_table(points))
     elif args.kind == "jamming":
