@@ -67,8 +67,8 @@ def test_the_plain_path_runs_where_the_kernel_does_not_apply(monkeypatch):
     assert not fused.fused_blocks_apply(LifeConvNet(2, 1, 2), x)  # one block: nothing to fuse
     assert not fused.fused_blocks_apply(LifeConvNet(2, 2, 2, layout="springer_kenyon"), x)
     assert not fused.fused_blocks_apply(LifeConvNet(2, 2, 2), x.double())
-    dropout = LifeConvNet(2, 3, 2, normalize=True, dropout=0.4)
-    assert not fused.fused_blocks_apply(dropout.train(), x) and fused.fused_blocks_apply(dropout.eval(), x)
+    dropout = LifeConvNet(2, 3, 2, normalize=True, dropout=0.4)  # Dropout2d runs fused too (tests/test_dropout.py)
+    assert fused.fused_blocks_apply(dropout.train(), x) and fused.fused_blocks_apply(dropout.eval(), x)
     monkeypatch.setenv(SWITCH, "0")
     assert not fused.fused_blocks_apply(LifeConvNet(2, 2, 2), x)
 

@@ -291,6 +291,8 @@ def test_slurm_launcher_submits_one_array_with_the_requested_resources(tmp_path)
         output, _ = launcher.communicate()
     scripts = list(record.iterdir())
     assert len(scripts) == 1, output[-3000:]
+    assert "submitted job array 4242 (4 tasks) to slurm; logs: " in output  # said before it waits
+    assert "4242_*_0_log.out" in output
     script = scripts[0].read_text()
     for line in ("--array=0-3%2", "--partition=gpu", "--account=overparam", "--qos=high", "--gpus-per-node=1",
                  "--cpus-per-task=2", "--mem=4GB", "--time=30", "--signal=USR2@120", "--ntasks-per-node=1"):

@@ -49,6 +49,14 @@ def test_a_two_job_sweep_through_the_default_launcher_reports_what_the_basic_one
     assert "longest first" in parallel.stderr + parallel.stdout
     assert (tmp_path / "parallel/summary.csv").read_text() == (tmp_path / "sequential/summary.csv").read_text()
     assert _summary_table(parallel.stdout) == _summary_table(sequential.stdout)
+    launcher_lines = [line for line in (parallel.stdout + parallel.stderr).splitlines() if "jobs done" in line]
+    assert [line.split("sweep: ")[1].split(",")[0] for line in launcher_lines] == ["1/2 jobs done", "2/2 jobs done"]
+    assert launcher_lines[-1].endswith("all done")
+    for job_dir in (tmp_path / "parallel").glob("seed=*"):
+        log = (job_dir / "run.log").read_text()  # Hydra's per-job log file holds what the job said
+        assert "2 replicas x 40 steps" in log and "step     40/40" in log and "replica         success" in log
+        tag = f"{job_dir.name}] "  # on the console, side-by-side jobs' lines carry their job's tag
+        assert any(line.endswith("40 steps on cpu") and tag in line for line in parallel.stdout.splitlines())
 
 
 def test_one_worker_starts_the_costliest_job_first(tmp_path):

@@ -5,6 +5,8 @@ by code that uses it.
 """
 
 _PUBLIC = {
+    "load_sweep": "overparam.report.frames",  # a sweep as a DataFrame, one row per replica
+    "load_summary": "overparam.report.frames",  # one row per grid point, as summary.csv
     "life_step": "overparam.tasks.life.simulate",
     "parse_rule": "overparam.tasks.life.rules",
     "maxcut_qubo": "overparam.tasks.maxcut.qubo",

@@ -2,7 +2,8 @@
 
 joblib hands jobs to its workers in the order given; this launcher gives them in order of estimated cost and
 returns the results in the sweep's order. Each job keeps its own index (hydra.job.num) and config, so a job
-computes exactly what it computes under the basic launcher. Written against hydra-joblib-launcher 1.2.0
+computes exactly what it computes under the basic launcher. As jobs finish it logs the sweep's progress (jobs done
+of total, failed, elapsed, an estimated end from the jobs' estimated costs). Written against hydra-joblib-launcher 1.2.0
 (its `_core.execute_job` runs one job in a worker).
 """
 
@@ -18,6 +19,8 @@ from joblib import Parallel, delayed
 
 from hydra_plugins.hydra_joblib_launcher import _core
 from hydra_plugins.hydra_joblib_launcher.joblib_launcher import JoblibLauncher
+from hydra_plugins.overparam_launcher.progress import SweepProgress, job_failed
+from overparam.search.schedule import longest_first
 
 log = logging.getLogger(__name__)
 
@@ -32,32 +35,39 @@ class LongestFirstJoblibLauncher(JoblibLauncher):
         joblib_config = self.joblib
         joblib_config["backend"] = "loky"  # as the joblib plugin does: threads do not mix with Hydra's globals
         _core.process_joblib_cfg(joblib_config)
-        order = self._longest_first(job_overrides)
+        costs = self._costs(job_overrides)
+        order = longest_first(costs)
         log.info(f"Joblib.Parallel({joblib_config}) is launching {len(job_overrides)} jobs, longest first:")
         for index in order:
             log.info(f"\t#{initial_job_idx + index} : {' '.join(filter_overrides(job_overrides[index]))}")
 
         singleton_state = Singleton.get_state()
-        runs = Parallel(**joblib_config)(
-            delayed(_core.execute_job)(
-                initial_job_idx + index, job_overrides[index], self.hydra_context, self.config,
+        progress = SweepProgress(costs)
+        by_index = {}
+        # results as each job finishes (any order), so the sweep's progress is logged as it goes
+        for index, run in Parallel(**joblib_config, return_as="generator_unordered")(
+            delayed(_indexed_job)(
+                index, initial_job_idx + index, job_overrides[index], self.hydra_context, self.config,
                 self.task_function, singleton_state,
             )
             for index in order
-        )
-        by_index = dict(zip(order, runs))
+        ):
+            by_index[index] = run
+            progress.finished(index, job_failed(run.hydra_cfg.hydra.runtime.output_dir, run.status))
         return [by_index[index] for index in range(len(job_overrides))]
 
-    def _longest_first(self, job_overrides: Sequence[Sequence[str]]) -> list[int]:
-        """Job indices by decreasing `overparam.search.schedule.estimated_cost`; the sweep's order if a config fails."""
-        from overparam.search.schedule import estimated_cost, longest_first
+    def _costs(self, job_overrides: Sequence[Sequence[str]]) -> list[float]:
+        """Each job's `overparam.search.schedule.estimated_cost` (all equal if a config fails to load)."""
+        from overparam.search.schedule import estimated_cost
 
         try:
-            costs = [
-                estimated_cost(self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides)))
-                for overrides in job_overrides
-            ]
+            return [estimated_cost(self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides)))
+                    for overrides in job_overrides]
         except Exception as error:  # noqa: BLE001 - the order is an optimisation; the jobs report their own errors
             log.warning(f"jobs launched in the sweep's order (no cost estimate: {type(error).__name__}: {error})")
-            return list(range(len(job_overrides)))
-        return longest_first(costs)
+            return [1.0] * len(job_overrides)
+
+
+def _indexed_job(index: int, *args) -> tuple[int, JobReturn]:
+    """Run one job in a worker (hydra-joblib-launcher's own `execute_job`) and say which one it was."""
+    return index, _core.execute_job(*args)

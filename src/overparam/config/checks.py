@@ -71,33 +71,48 @@ def _range_text(minimum=None, maximum=None, exclusive_minimum=False, below=None)
     return " " + " and ".join(parts) if parts else ""
 
 
-def integer(minimum=None, maximum=None) -> Check:
-    def check(key, value):
-        text = f"must be an integer{_range_text(minimum, maximum)}"
-        if not is_int(value):
-            fail(key, value, text)
-        if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
-            fail(key, value, text)
+def allowed(check: Check) -> str:
+    """What a check allows, in words (the configuration reference prints it)."""
+    return getattr(check, "allowed", "")
+
+
+def _described(check: Check, words: str) -> Check:
+    check.allowed = words
     return check
 
 
-def number(minimum=None, maximum=None, exclusive_minimum=False, below=None) -> Check:
+def integer(minimum=None, maximum=None) -> Check:
+    words = f"an integer{_range_text(minimum, maximum)}"
+
     def check(key, value):
-        text = f"must be a number{_range_text(minimum, maximum, exclusive_minimum, below)}"
+        if not is_int(value):
+            fail(key, value, f"must be {words}")
+        if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+            fail(key, value, f"must be {words}")
+    return _described(check, words)
+
+
+def number(minimum=None, maximum=None, exclusive_minimum=False, below=None) -> Check:
+    words = f"a number{_range_text(minimum, maximum, exclusive_minimum, below)}"
+
+    def check(key, value):
+        text = f"must be {words}"
         if not is_number(value):
             fail(key, value, text)
         if minimum is not None and (value < minimum or (exclusive_minimum and value == minimum)):
             fail(key, value, text)
         if (maximum is not None and value > maximum) or (below is not None and value >= below):
             fail(key, value, text)
-    return check
+    return _described(check, words)
 
 
 def choice(*options) -> Check:
+    words = f"one of {', '.join(map(str, options))}"
+
     def check(key, value):
         if value not in options:
-            fail(key, value, f"must be one of {', '.join(map(str, options))}")
-    return check
+            fail(key, value, f"must be {words}")
+    return _described(check, words)
 
 
 def boolean(key, value) -> None:
@@ -105,9 +120,15 @@ def boolean(key, value) -> None:
         fail(key, value, "must be true or false")
 
 
+boolean.allowed = "true or false"
+
+
 def text(key, value) -> None:
     if not (isinstance(value, str) and value):
         fail(key, value, "must be a non-empty name")
+
+
+text.allowed = "a non-empty name"
 
 
 def optional(check: Check) -> Check:
@@ -115,4 +136,4 @@ def optional(check: Check) -> Check:
     def checked(key, value):
         if value is not None:
             check(key, value)
-    return checked
+    return _described(checked, f"{allowed(check)} or null" if allowed(check) else "")

@@ -38,9 +38,15 @@ def _threads(key, value) -> None:
         fail(key, value, "must be auto or an integer >= 1")
 
 
+_threads.allowed = "auto or an integer >= 1"
+
+
 def _betas(key, value) -> None:
     if not (isinstance(value, (list, tuple)) and len(value) == 2 and all(is_number(v) and 0 <= v < 1 for v in value)):
         fail(key, value, "must be two numbers in [0, 1)")
+
+
+_betas.allowed = "two numbers in [0, 1)"
 
 
 TOP_LEVEL_CHECKS: dict[str, Check] = {
@@ -123,33 +129,34 @@ def validate(config) -> None:
 
 def _check_loggers(loggers) -> None:
     """Each part of the `logger` group names a Lightning logger class (`_target_`) and only its keyword arguments."""
-    if loggers is None:
-        return
-    if not isinstance(loggers, dict):
-        fail("logger", loggers, "must be a group of loggers (logger=tensorboard, logger=[tensorboard,csv], ...)")
-    for name, node in loggers.items():
-        if not isinstance(node, dict):
-            fail(f"logger.{name}", node, "must be a logger (a group with its _target_)")
-        _check_buildable(f"logger.{name}", node)
+    _check_parts("logger", loggers, "logger=tensorboard, logger=[tensorboard,csv], ...")
 
 
 def _check_analyses(analysis, groups: dict, task_class: type, model_class: type) -> None:
     """Each part of the `analysis` group is a class (`_target_`) whose settings are its constructor's, and it says
     itself whether it can apply to this task and model (`overparam.analysis.base.Analysis`)."""
-    if analysis is None:
-        return
-    if not isinstance(analysis, dict):
-        fail("analysis", analysis, "must be a group of analyses (analysis=why, analysis=hessian, ...)")
-    for part, node in analysis.items():
-        if not isinstance(node, dict):
-            fail(f"analysis.{part}", node, "must be an analysis (a group with its _target_)")
-        target = _check_buildable(f"analysis.{part}", node)
+    for part, (node, target) in _check_parts("analysis", analysis, "analysis=why, analysis=hessian, ...").items():
         if not callable(getattr(target, "unsuitable", None)):
             fail(f"analysis.{part}._target_", node["_target_"], "must name an overparam.analysis.base.Analysis")
         why_not = target.unsuitable(task_class, model_class)
         if why_not:
             raise ConfigError(f"analysis.{part} ({target.__name__}) cannot run here: {why_not}")
         target.check(node, groups["task"], groups["model"])
+
+
+def _check_parts(group: str, parts, examples: str) -> dict:
+    """A group of several buildable parts (`group=[a,b]`): each a node with its `_target_` and only its class's
+    keys. Returns {part: (node, class)}."""
+    if parts is None:
+        return {}
+    if not isinstance(parts, dict):
+        fail(group, parts, f"must be a group of parts with their _target_ ({examples})")
+    checked = {}
+    for part, node in parts.items():
+        if not isinstance(node, dict):
+            fail(f"{group}.{part}", node, "must be a group with its _target_")
+        checked[part] = (node, _check_buildable(f"{group}.{part}", node))
+    return checked
 
 
 def _check_plain(prefix: str, node: dict, checks: dict[str, Check]) -> None:

@@ -7,6 +7,7 @@ goes through `logging` (its header, progress lines and result table also land in
 
 from __future__ import annotations
 
+import logging
 import shutil
 import time
 import traceback
@@ -30,6 +31,8 @@ from overparam.jobs.results import RESULT_FILE, read_result, write_result
 from overparam.jobs.trainer import build_trainer
 from overparam.stats import summarize
 
+# Lightning's start-up banner (GPU available..., tips) says nothing a result file does not (also outside Hydra).
+logging.getLogger("pytorch_lightning.utilities.rank_zero").setLevel(logging.WARNING)
 warnings.filterwarnings("ignore", message=".*LeafSpec.*")
 warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
 

@@ -17,6 +17,9 @@ def _hidden_widths(key, value) -> None:
         fail(key, value, "must be a list of integers >= 0 ([] for a linear model; a 0 removes that layer)")
 
 
+_hidden_widths.allowed = "a list of integers >= 0"
+
+
 INITS = ("uniform", "orthogonal", "orthogonal_units")
 
 

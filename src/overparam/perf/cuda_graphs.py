@@ -1,4 +1,4 @@
-"""One replica-batched training step replayed as a CUDA graph, for `python -m overparam.perf.bench --device cuda
+"""One replica-batched training step replayed as a CUDA graph, for `python -m overparam.tasks.life.bench --device cuda
 --cuda-graphs`: the first GPU figures without the per-kernel launch cost that dominates small nets.
 
 What is captured: `replica_step` on a static batch (the net's forward, each replica's loss, the divergence mask,

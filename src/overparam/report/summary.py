@@ -43,7 +43,7 @@ def print_table(rows: list[dict], points: list[GridPoint], file=None) -> None:
         print("no results found", file=file)
         return
     keys = list(dict.fromkeys(k for row in rows for k in row if k not in ("success_ci_low", "success_ci_high")))
-    charted = [tag for title, (_, tags) in chart_layout(points).items() if title not in SUCCESS_CHARTS for tag in tags]
+    charted = [tag for title, tags in chart_layout(points).items() if title not in SUCCESS_CHARTS for tag in tags]
     shown = [k for k in keys if k in (WIDTH_KEY,) or "." in k] + [
         k for k in ("params_per_replica", "trials", "success_rate", *charted) if k in keys
     ] + [k for k in keys if k.endswith("_fraction")] + ["failed_jobs"]

@@ -174,12 +174,13 @@ def _profile_interval(s, n, x, logit, theta_hat, llf_max):
 
 
 def grid_bracket(rates: list[tuple[float, float]], target: float) -> tuple[float | None, float | None]:
-    """Where a curve read off its grid (`(width, success rate)` pairs) crosses `target`, with no model: the smallest
-    width whose rate reaches the target, and the widest narrower one whose rate is below it (None when missing)."""
+    """Where a curve read off its grid (`(width, success rate)` pairs) crosses `target`, with no model: the widest
+    width whose rate is at most the target and the narrowest whose rate is at least it (None when missing). A rate
+    exactly at the target is both ends; with rates that are not monotone the two are reported as read."""
     ordered = sorted(rates)
-    high = next((width for width, rate in ordered if rate >= target), None)
-    below = [width for width, rate in ordered if rate < target and (high is None or width < high)]
-    return (below[-1] if below else None), high
+    below = [width for width, rate in ordered if rate <= target]
+    above = [width for width, rate in ordered if rate >= target]
+    return (below[-1] if below else None), (above[0] if above else None)
 
 
 def params_at(width: float, grid: list[tuple[float, float]]) -> float:

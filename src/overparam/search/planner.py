@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 from overparam.config import ConfigError
 from overparam.jobs.identity import replica_key
-from overparam.report.width import fit_thresholds, grid_bracket
+from overparam.report.width import fit_thresholds
 from overparam.stats import wilson_interval
 
 
@@ -126,7 +126,7 @@ def plan(tally: dict[int, WidthTally], settings: SearchSettings) -> Plan:
             elif not jobs:
                 out.status[target] = done.format(*clear)
 
-        lo, hi = grid_bracket([(w, tally[w].rate) for w in run], target)  # the report's own bracket
+        hi = next((w for w in run if tally[w].rate >= target), None)
         if hi is None:
             top = run[-1] if run else settings.low
             if top >= settings.high:
@@ -134,10 +134,12 @@ def plan(tally: dict[int, WidthTally], settings: SearchSettings) -> Plan:
             else:
                 wanted.add((min(2 * top, settings.high), 0))
             continue
-        if lo is None:
+        below = [w for w in run if w < hi and tally[w].rate < target]  # bisect between hi and the widest width under it
+        if not below:
             confirm([(hi, "above")], f"reached at the narrowest width {hi}" + ("" if tally[hi].side(target) == "above"
                     else " (clearly above the target at {})"), f"reached at the narrowest width {hi}")
             continue
+        lo = below[-1]
         if hi / lo - 1 <= settings.precision or hi - lo <= 1:
             confirm([(lo, "below"), (hi, "above")], "pinned between {} and {}", f"between {lo} and {hi}")
             continue

@@ -148,8 +148,9 @@ class LifeConvNet(ReplicaNet):
 
         The layers up to the second 3x3 conv see each cell's 3x3 neighborhood and nothing else, so on 0/1
         boards they are evaluated on the 512 patterns and gathered by each cell's code: the same numbers,
-        and gradients summed per pattern, instead of per cell. Not when Dropout2d acts inside that span
-        (its mask differs per board), where every cell goes through the convs.
+        and gradients summed per pattern, instead of per cell. When Dropout2d acts inside that span (its mask
+        differs per board) only the first 3x3 conv is: the fused path (`overparam.fused`) runs the rest of the
+        block per cell with the board's mask; the plain path sends every cell through the convs.
         """
         _, batch, height, width = boards.shape
         grid = FlatBoards(batch, height, width, self.boundary)
@@ -159,18 +160,24 @@ class LifeConvNet(ReplicaNet):
         """`forward` on boards already laid out flat: 0/1 uint8 `alive [K, L]` (`grid.embed`) in, `[K, L]` out
         (padding positions hold values to ignore). `codes` may pass in `grid.codes(alive)` if already made."""
         dtype = self.layers[0].weight.dtype
-        if self.training and self.dropout > 0 and self.blocks > 1:  # Dropout2d in the first block
+        masks = self.dropout_masks(grid.boards, dropout_generators, dtype, alive.device)
+        patterns = pattern_matrix(dtype, alive.device).expand(alive.shape[0], -1, -1)
+        fast = fused.fused_blocks_apply(self, patterns)  # the one hook (overparam.fused)
+        if masks and not fast:  # Dropout2d in the first block, plain path: every cell through the convs
             x, start = alive.to(dtype).unsqueeze(1), 0
         else:
             start = self.layers_per_block if self.blocks > 1 else len(self.layers)
-            table = self._run_layers(pattern_matrix(dtype, alive.device).expand(alive.shape[0], -1, -1), 0, start)
+            # the first block per pattern; with Dropout2d only its 3x3 conv, which the mask follows
+            table = self.layers[0].channels_first(patterns) if masks else self._run_layers(patterns, 0, start)
             codes = grid.codes(alive) if codes is None else codes
-            if start < len(self.layers) and fused.fused_blocks_apply(self, table):  # the one hook (kernels.blocks)
-                if self.boundary == "dead":  # with the lookup and the refresh in one pass
-                    return fused.later_blocks_from_table(self, table, codes, grid)[:, 0]
+            if fast and masks:  # the rest of the first block per cell, with the masks
+                return fused.dropped_blocks(self, table, codes, grid, masks)[:, 0]
+            if fast and self.boundary == "dead":  # with the lookup and the refresh in one pass
+                return fused.later_blocks_from_table(self, table, codes, grid)[:, 0]
+            if fast:
                 return fused.later_blocks(self, lookup(table, codes), grid)[:, 0]
             x = lookup(table, codes)
-        return self._run_layers(x, start, len(self.layers), grid, dropout_generators)[:, 0]
+        return self._run_layers(x, start, len(self.layers), grid, masks)[:, 0]
 
     def pattern_outputs(self) -> torch.Tensor | None:
         """`[K, 512]` outputs for each 3x3 pattern when the whole net is a function of a cell's neighborhood
@@ -180,37 +187,44 @@ class LifeConvNet(ReplicaNet):
         patterns = pattern_matrix(self.layers[0].weight.dtype, self.layers[0].weight.device)
         return self._run_layers(patterns.expand(self.replicas, -1, -1), 0, len(self.layers))[:, 0]
 
-    def _run_layers(self, x, start, stop, grid=None, dropout_generators=None):
-        """Layers `start:stop` on channels-first `[K, C, N]`: N flat board positions, or the 512 patterns."""
-        last = len(self.layers) - 1
-        for index in range(start, stop):
-            layer, act = self.layers[index], self.acts[index]
-            block, position = divmod(index, self.layers_per_block)
-            is_conv3x3 = position == 0 and block < self.blocks
-            if is_conv3x3 and grid is not None:  # (patterns come in as neighborhoods already)
-                x = grid.neighborhoods(x if index == 0 else grid.refresh(x))
+    def _run_layers(self, x, start, stop, grid=None, masks=()):
+        """Layers `start:stop` on channels-first `[K, C, N]`: N flat board positions, or the 512 patterns;
+        `masks[block]` (`dropout_masks`, boards only) is the Dropout2d mask after that block's 3x3 conv."""
+        for spec, layer, act in zip(self.specs[start:stop], self.layers[start:stop], self.acts[start:stop]):
+            if spec.kernel == 3 and grid is not None:  # (patterns come in as neighborhoods already)
+                x = grid.neighborhoods(x if spec.index == 0 else grid.refresh(x))
             x = layer.channels_first(x)
-            if is_conv3x3 and self.training and self.dropout > 0 and block < self.blocks - 1:
-                x = self._channel_dropout(x, grid.boards, dropout_generators)
-            if index < last or self.head == "clamp":
+            if spec.dropout and spec.block < len(masks):
+                x = self._channel_dropout(x, masks[spec.block])
+            if not spec.final or self.head == "clamp":
                 x = act(x, inplace=True)  # x is a fresh matmul output here
-            if index == last and self.head == "clamp":
+            if spec.final and self.head == "clamp":
                 x = x.clamp(0.0, 1.0)
-            elif index == last and self.head == "sigmoid_bceloss":
+            elif spec.final and self.head == "sigmoid_bceloss":
                 x = torch.sigmoid(x)
         return x
 
-    def _channel_dropout(self, x, batch, generators):
-        """Dropout2d on `[K, C, B * cells]`: drop whole channels of a board, each replica's mask from its own
-        generator."""
+    def dropout_masks(self, batch, generators=None, dtype=torch.float32, device="cpu") -> list[torch.Tensor]:
+        """Dropout2d's masks of one forward pass on `batch` boards, `[K, 2m, B]` for each block but the last, in
+        block order: 0 for a dropped channel of a board, 1 / (1 - p) for a kept one; replica k's drawn from its own
+        generator as `torch.rand(B, 1, 2m)`, block after block (the global generator without `generators`). None
+        (an empty list) outside training or without dropout. Every path applies these: `_channel_dropout` on the
+        plain path, `overparam.fused` on the fast one."""
+        if not (self.training and self.dropout > 0):
+            return []
+        keep, masks = 1.0 - self.dropout, []
+        for spec in (spec for spec in self.specs if spec.dropout):  # one per block but the last, in block order
+            channels = spec.out_channels
+            if generators is None:
+                noise = torch.rand(self.replicas, batch, 1, channels, device=device)
+            else:
+                noise = torch.stack([torch.rand(batch, 1, channels, generator=g, device=device) for g in generators])
+            mask = (noise < keep).to(dtype) / keep
+            masks.append(mask[:, :, 0].transpose(1, 2).contiguous())  # [K, C, B]: the same draws, channels first
+        return masks
+
+    def _channel_dropout(self, x, mask):
+        """Dropout2d on `[K, C, B * cells]` with `mask [K, C, B]` (`dropout_masks`): whole channels of a board."""
         replicas, channels, length = x.shape
-        keep = 1.0 - self.dropout
-        if generators is None:
-            noise = torch.rand(replicas, batch, 1, channels, device=x.device)
-        else:
-            noise = torch.stack(
-                [torch.rand(batch, 1, channels, generator=g, device=x.device) for g in generators]
-            )
-        mask = (noise < keep).to(x.dtype) / keep
-        mask = mask.permute(0, 3, 1, 2)  # [K, C, B, 1]: the same draws, in the channels-first layout
-        return (x.reshape(replicas, channels, batch, length // batch) * mask).reshape(replicas, channels, length)
+        batch = mask.shape[2]
+        return (x.reshape(replicas, channels, batch, length // batch) * mask.unsqueeze(-1)).reshape(x.shape)

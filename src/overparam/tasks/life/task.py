@@ -38,6 +38,9 @@ def _density(key, value) -> None:
     fail(key, value, "must be a probability in [0, 1] or a range [low, high] with 0 <= low <= high <= 1")
 
 
+_density.allowed = "a probability in [0, 1], or a range [low, high] in it"
+
+
 @dataclass
 class LifeTask(Task):
     """Predict a Life-like rule `steps` generations ahead on random boards; succeed on every held-out board."""

@@ -9,9 +9,14 @@ tile's hidden units from the input (cheaper than storing and reloading them) and
 the same pass.
 The arithmetic is the plain path's, in float32, summed in a different order.
 
-`fused_blocks_apply` says when the kernel applies: float32, the firner layout, relu or leaky_relu, no Dropout2d in
-the blocks, and the package's kernels on (`overparam.tasks.life.kernels.KERNELS`: CPU, numba importable,
-`OVERPARAM_FUSED` not 0). The kernel works on numpy views of the tensors; a GPU runs the plain path.
+Dropout2d (Firner's --normalize: after the 3x3 conv of every block but the last) multiplies a unit's conv output
+by one mask value per (replica, board, channel): inside the later blocks' tile pass (`block_kernels(m, dropout=
+True)`), and in the first block, whose 3x3 conv is still a lookup of its output per pattern but whose rest then
+runs per cell (`_FirstBlock`, `first_block_kernels`). The masks are `LifeConvNet.dropout_masks`, the plain path's.
+
+`fused_blocks_apply` says when the kernels apply: float32, the firner layout, relu or leaky_relu, and the package's
+kernels on (`overparam.tasks.life.kernels.KERNELS`: CPU, numba importable, `OVERPARAM_FUSED` not 0). They work on
+numpy views of the tensors; a GPU runs the plain path.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ def fused_blocks_apply(net, x: torch.Tensor) -> bool:
     """True when `net`'s later blocks can run fused on `x [K, 1, L]`."""
     if net.layout != "firner" or net.blocks < 2 or x.device.type != "cpu" or x.dtype != torch.float32:
         return False
-    if net.acts[0].name not in ACTIVATION_SLOPES or (net.training and net.dropout > 0):
+    if net.acts[0].name not in ACTIVATION_SLOPES:
         return False
     return KERNELS.load("block_kernels", x.device) is not None
 
@@ -49,7 +54,19 @@ def later_blocks(net, x: torch.Tensor, grid) -> torch.Tensor:
     return _blocks(net, x[:, 0], grid, refreshed=False)
 
 
-def _blocks(net, y: torch.Tensor, grid, refreshed: bool) -> torch.Tensor:
+def dropped_blocks(net, table: torch.Tensor, codes: torch.Tensor, grid, masks) -> torch.Tensor:
+    """Every block of `net` with Dropout2d, `[K, 1, L]` out, as `net._run_layers` runs them from the boards with the
+    same `masks` (`LifeConvNet.dropout_masks`, `[K, 2m, B]` per block but the last): `table [K, 2m, 512]` is the
+    first block's 3x3 conv per pattern, `codes [K, L]` the cells' codes."""
+    _, second, third = net.layers[0:3]
+    cells = grid.interior_mask(torch.bool, codes.device)[: grid.board_length].nonzero()[:, 0]
+    y = _FirstBlock.apply(table, second.weight, second.bias, third.weight, third.bias, codes, masks[0], cells,
+                          grid.board_length, ACTIVATION_SLOPES[net.acts[0].name])
+    return _blocks(net, y, grid, refreshed=net.boundary == "dead", masks=masks)  # padding 0: the dead refresh
+
+
+def _blocks(net, y: torch.Tensor, grid, refreshed: bool, masks=()) -> torch.Tensor:
+    """Blocks 1.. on `y [K, L]`; `masks[block]`, where there is one, is that block's Dropout2d mask."""
     slope = ACTIVATION_SLOPES[net.acts[0].name]
     for block in range(1, net.blocks):
         first, second, third = net.layers[3 * block : 3 * block + 3]
@@ -57,8 +74,9 @@ def _blocks(net, y: torch.Tensor, grid, refreshed: bool) -> torch.Tensor:
         out_mode = _OUT_ACT if not last else (_OUT_ACT_CLAMP if net.head == "clamp" else _OUT_IDENTITY)
         if block > 1 or not refreshed:
             y = grid.refresh(y)
+        mask = masks[block] if block < len(masks) else None
         y = _FusedBlock.apply(y, first.weight, first.bias, second.weight, second.bias, third.weight, third.bias,
-                              grid.offsets, grid.margin, slope, out_mode)
+                              grid.offsets, grid.margin, slope, out_mode, mask, grid.board_length)
     if net.head == "sigmoid_bceloss":  # Firner's net ends in nn.Sigmoid: the kernel returns its input, the logits
         y = torch.sigmoid(y)
     return y.unsqueeze(1)
@@ -86,24 +104,27 @@ class _LookupRefreshed(torch.autograd.Function):
 
 class _FusedBlock(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, w1, b1, w2, b2, w3, b3, offsets, margin, slope, out_mode):
+    def forward(ctx, x, w1, b1, w2, b2, w3, b3, offsets, margin, slope, out_mode, mask=None, board_length=0):
+        """`mask [K, 2m, B]` (or None): the block's Dropout2d mask per board of `board_length` flat positions."""
         kernels = _load_kernels()
-        forward_kernel, _ = kernels.block_kernels(w2.shape[2])
+        forward_kernel, _ = kernels.block_kernels(w2.shape[2], mask is not None)
         replicas, length = x.shape
         tiled = -(-length // kernels.TILE) * kernels.TILE
         padded = F.pad(x, (margin, margin + tiled - length)).contiguous()
         weights = [t.detach().contiguous() for t in (w1, b1, w2, b2, w3, b3)]
         offsets_array = torch.tensor(offsets, dtype=torch.int64)
         out = x.new_empty(replicas, tiled)
+        dropout = () if mask is None else (mask.contiguous().numpy(), board_length)
         forward_kernel(padded.numpy(), offsets_array.numpy(), margin, *[w.numpy() for w in weights], slope,
-                       out_mode, out.numpy())
+                       out_mode, out.numpy(), *dropout)
         ctx.save_for_backward(padded, *weights)
         ctx.offsets, ctx.margin, ctx.slope, ctx.out_mode, ctx.length = offsets_array, margin, slope, out_mode, length
+        ctx.dropout = dropout
         return out[:, :length]
 
     @staticmethod
     def backward(ctx, grad):
-        _, backward_kernel = _load_kernels().block_kernels(ctx.saved_tensors[3].shape[2])
+        _, backward_kernel = _load_kernels().block_kernels(ctx.saved_tensors[3].shape[2], bool(ctx.dropout))
         padded, w1, b1, w2, b2, w3, b3 = ctx.saved_tensors
         length = ctx.length
         tiled = padded.shape[1] - 2 * ctx.margin
@@ -111,9 +132,38 @@ class _FusedBlock(torch.autograd.Function):
         grads = [torch.zeros_like(t) for t in (padded, w1, b1, w2, b2, w3, b3)]
         backward_kernel(padded.numpy(), ctx.offsets.numpy(), ctx.margin, w1.numpy(), b1.numpy(), w2.numpy(),
                         b2.numpy(), w3.numpy(), b3.numpy(), ctx.slope, ctx.out_mode, grad.numpy(),
-                        *[g.numpy() for g in grads])
+                        *[g.numpy() for g in grads], *ctx.dropout)
         grad_x = grads[0][:, ctx.margin : ctx.margin + length]
-        return (grad_x, *grads[1:], None, None, None, None)
+        return (grad_x, *grads[1:], None, None, None, None, None, None)
+
+
+class _FirstBlock(torch.autograd.Function):
+    """The first block with Dropout2d (`fused_kernels.first_block_kernels`): `[K, L]` out, 0 at padding."""
+
+    @staticmethod
+    def forward(ctx, table, w2, b2, w3, b3, codes, mask, cells, board_length, slope):
+        kernels, m = _load_kernels(), w2.shape[2]
+        forward_kernel, _ = kernels.first_block_kernels(m)
+        weights = [t.detach().contiguous() for t in (table, w2, b2, w3, b3)]
+        codes, mask, cells = codes.contiguous(), mask.contiguous(), cells.contiguous()
+        out = table.new_zeros(codes.shape)
+        tiles = -(-mask.shape[2] * len(cells) // kernels.TILE) if m >= kernels.KEEP_UNITS_FROM_M else 1
+        kept = table.new_empty(codes.shape[0], tiles, m, kernels.TILE)  # h2 for backward, or unused
+        forward_kernel(weights[0].numpy(), codes.numpy(), mask.numpy(), cells.numpy(), board_length,
+                       *[w.numpy() for w in weights[1:]], slope, out.numpy(), kept.numpy())
+        ctx.save_for_backward(*weights, codes, mask, cells, kept)
+        ctx.board_length, ctx.slope = board_length, slope
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        table, w2, b2, w3, b3, codes, mask, cells, kept = ctx.saved_tensors
+        _, backward_kernel = _load_kernels().first_block_kernels(w2.shape[2])
+        grads = [torch.zeros_like(t) for t in (table, w2, b2, w3, b3)]
+        backward_kernel(table.numpy(), codes.numpy(), mask.numpy(), cells.numpy(), ctx.board_length, w2.numpy(),
+                        b2.numpy(), w3.numpy(), b3.numpy(), ctx.slope, kept.numpy(), grad.contiguous().numpy(),
+                        *[g.numpy() for g in grads])
+        return (*grads, None, None, None, None, None)
 
 
 def _load_kernels():

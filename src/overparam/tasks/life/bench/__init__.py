@@ -1,0 +1,1 @@
+"""The Life benchmark: `python -m overparam.tasks.life.bench` (its `__main__`)."""
