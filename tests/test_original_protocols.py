@@ -182,3 +182,45 @@ def test_the_why_width_table_pairs_the_lottery_arms_per_replica(tmp_path, capsys
     # the pairs split by whether pruning narrowed the net (widths 2 and 1 at m = 3) or kept its width (3 at m = 3)
     assert "| pooled, pruned to a narrower width |  | 2/2 (0.34-1.00) | 1/2 (0.09-0.91) | 1 / 1 / 0 / 0 |" in out
     assert "| pooled, kept the full width |  | 0/1 (0.00-0.79) | 0/1 (0.00-0.79) | 0 / 0 / 0 / 1 |" in out
+
+
+def _write_job(folder, config, result_fields, rows):
+    import json
+
+    from overparam.jobs.results import SCHEMA_VERSION
+
+    folder.mkdir(parents=True)
+    result = {"schema": SCHEMA_VERSION, "status": "ok", "config": config, "per_replica": rows, **result_fields}
+    (folder / "result.json").write_text(json.dumps(result))
+
+
+def test_the_jamming_table_counts_weights_only_and_brackets_separated_data(tmp_path, capsys):
+    from overparam.report.tables import main
+
+    # 4 hidden layers of h units on d = 10 inputs: N = 3h^2 + 15h + 1, N_w = 10h + 3h^2 + h
+    for h, fitted in ((8, 0), (10, 12), (12, 16)):
+        rows = [{"seed": i, "success": i < fitted, "violated_fraction": 0.0 if i < fitted else 0.1,
+                 "fitted_at_step": 1000 + i if i < fitted else None} for i in range(16)]
+        config = {"seed": 0, "model": {"m_factor": h, "hidden": [1, 1, 1, 1]}, "task": {"points": 600}}
+        _write_job(tmp_path / f"h{h}", config, {"m_factor": h, "params_per_replica": 3 * h * h + 15 * h + 1,
+                                                 "points": 600, "dimension": 10, "hidden": [h] * 4,
+                                                 "trained_steps": 2000}, rows)
+    assert main(["jamming", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "| all | 10 | 451 | 410 | 12/16 (0.51-0.90) | 2.5% | 1000-1011 | 2,000 |" in out
+    # 12/16 lies clearly above one half: N* in (313, 451], N_w* in (280, 410]
+    assert "separated: N* in (313, 451], P/N* 1.33-1.92" in out
+    assert "separated: N_w* in (280, 410], P/N_w* 1.46-2.14" in out
+
+
+def test_the_double_descent_table_gives_errors_in_percent_with_t_intervals(tmp_path, capsys):
+    from overparam.report.tables import main
+
+    rows = [{"seed": i, "success": i == 0, "test_error": e, "train_error": 0.0 if i == 0 else 0.04,
+             "train_clean_error": 0.15} for i, e in enumerate((0.54, 0.55, 0.53, 0.56))]
+    _write_job(tmp_path / "h48", {"seed": 0, "model": {"m_factor": 48}}, {"m_factor": 48, "params_per_replica": 4810},
+               rows)
+    assert main(["double-descent", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    # mean 54.5%, t interval 54.5 +- 3.182 * 1.291 / 2 (points)
+    assert "| 48 | 4,810 | 54.5% (52.4-56.6) | 3.0% | 15.0% | 1/4 |" in out
