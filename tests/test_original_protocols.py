@@ -207,7 +207,7 @@ def test_the_jamming_table_counts_weights_only_and_brackets_separated_data(tmp_p
                                                  "trained_steps": 2000}, rows)
     assert main(["jamming", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "| all | 10 | 451 | 410 | 12/16 (0.51-0.90) | 2.5% | 1000-1011 | 2,000 |" in out
+    assert "| all | 10 | 451 | 410 | 12/16 (0.51-0.90) | 2.5% | 1,000-1,011 | 2,000 |" in out
     # 12/16 lies clearly above one half: N* in (313, 451], N_w* in (280, 410]
     assert "separated: N* in (313, 451], P/N* 1.33-1.92" in out
     assert "separated: N_w* in (280, 410], P/N_w* 1.46-2.14" in out

@@ -306,7 +306,7 @@ def jamming_tables(points: list[GridPoint], results: list[tuple[Path, dict]]) ->
         steps = [s for s in trained.get(point.params_per_replica, []) if s is not None]
         rows.append([label(point), point.width, point.params_per_replica, weights.get(point.params_per_replica),
                      rate(k, n), f"{100 * statistics.mean(violated):.2g}%" if violated else "-",
-                     f"{number(min(fitted))}-{number(max(fitted))}" if fitted else "-",
+                     f"{int(min(fitted)):,}-{int(max(fitted)):,}" if fitted else "-",
                      ", ".join(sorted({f"{s:,}" for s in steps}))])
     out = [table(["curve", "h", "N", "N_w", "success (95% CI)", "violated examples (mean)",
                   "steps to fit (fitted replicas)", "steps trained (job)"], rows), "",
