@@ -13,7 +13,7 @@ uninterrupted one stops.
 `trainer.stop_when_fitted`: each replica stops at the first step its training loss is exactly 0 (the module freezes
 it there: `core.step.replica_step`), and the job stops once every live replica has (`StopWhenFitted`). For a hinge
 loss a loss of exactly 0 means no example violates the margin: Geiger et al.'s jamming runs stop there. Also meant
-for full-batch training.
+for full-batch training. The check reads the replicas' flags every step (a host read, so a sync on a GPU).
 """
 
 from __future__ import annotations
