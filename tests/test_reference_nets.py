@@ -104,3 +104,35 @@ def test_a_saturated_wrong_cell_stops_learning_with_firners_loss_only(path):
             torch.testing.assert_close(losses, 100 * dead_fraction)  # log(1 - 1) clamped at -100
             assert all(torch.equal(p.grad, torch.zeros_like(p.grad)) for p in net.parameters())
     assert (gradients["sigmoid"] > 0.5).all()
+
+
+@pytest.mark.parametrize("path", ["fast", "plain"])
+@pytest.mark.parametrize("logit", [-20.0, -40.0, -100.0])
+def test_a_wrongly_dead_cell_keeps_learning_with_firners_loss_until_its_sigmoid_underflows(path, logit):
+    """The other side of the saturation: every output at a very negative logit. nn.BCELoss divides by
+    max(p (1 - p), 1e-12), so a live cell (target 1) pulls its logit up with gradient -1 while p >= 1e-12 (logit
+    above about -27.6), then with about -1e12 p (-4e-6 at -40), and with exactly 0 once sigmoid underflows to 0 in
+    float32 (below about -88). Ours matches nn.BCELoss on the same probabilities at each logit."""
+    task = LifeTask(parse_rule("B3/S23", "von_neumann"), batch_size=8, train_size=6)
+    net = LifeConvNet(2, 1, 1, "leaky_relu", "sigmoid_bceloss")
+    net.reset_parameters([1, 2])
+    with torch.no_grad():
+        net.layers[-1].weight.zero_()
+        net.layers[-1].bias.fill_(logit)
+    if path == "fast":
+        losses = task.training_losses(net, generators(2), generators(2), "cpu")
+    else:
+        boards, targets = task.train_batch(generators(2), "cpu")
+        losses = task.replica_losses(net(boards), targets, net.output_kind)
+    losses.sum().backward()
+    _, targets = task.train_batch(generators(2), "cpu")
+    z = torch.full_like(targets, logit, requires_grad=True)
+    reference = torch.stack([torch.nn.BCELoss()(torch.sigmoid(z[k]), targets[k]) for k in range(2)])
+    reference.sum().backward()
+    expected = z.grad.flatten(1).sum(1)  # the bias gradient: every cell's logit moves with it
+    torch.testing.assert_close(net.layers[-1].bias.grad.flatten(), expected, rtol=1e-4, atol=1e-12)
+    if logit == -20.0:
+        live_fraction = targets.flatten(1).mean(1)
+        torch.testing.assert_close(expected, -live_fraction, rtol=1e-4, atol=1e-6)  # -1 per live cell, averaged
+    if logit == -100.0:
+        assert torch.equal(net.layers[-1].bias.grad, torch.zeros_like(net.layers[-1].bias.grad))

@@ -65,8 +65,9 @@ def test_every_job_of_a_multirun_is_checked_before_the_first_starts(tmp_path):
 def test_the_preset_grid_is_checked_too():
     with pytest.raises(ConfigError, match="model.activation='bogus'"):
         check(["-m", "experiment=firner_grid", "model.activation=bogus"])
-    assert check(["-m", "experiment=firner_grid"]) == 30  # steps 1-3 x m 1, 5, 10, 20, 30, 40, 50, 60, 80, 100
-    assert check(["-m", "experiment=firner_grid", "task.steps=1"]) == 10
+    assert check(["-m", "experiment=firner_grid"]) == 18  # steps 1-3 x m 1, 5, 10, 20, 30, 40 (his posts' script)
+    assert check(["-m", "experiment=firner_grid", "task.steps=1"]) == 6
+    assert check(["-m", "experiment=firner_grid_nonorm"]) == 6  # steps 2, 3 x m 50, 75, 100, without --normalize
 
 
 def test_same_config_and_seed_give_the_same_metrics(tmp_path):

@@ -276,8 +276,11 @@ def test_separated_rows_claim_the_bracketing_widths_with_an_unknown_side_open():
     assert (top.status, top.ci_low) == ("separated", 2.0) and math.isnan(top.ci_high)
     assert claimed(top) == (2.0, math.inf)
     # ... and at the bottom end: open below
-    bottom = _fit([1, 2, 3], [3, 16, 16], 16)
+    bottom = _fit([1, 2, 3], [8, 16, 16], 16)
     assert bottom.status == "separated" and math.isnan(bottom.ci_low) and claimed(bottom) == (0.0, 2.0)
+    # a mixed width whose Wilson interval excludes the target closes the bracket there (3/16: 0.07-0.43 < 0.5)
+    narrowed = _fit([1, 2, 3], [3, 16, 16], 16)
+    assert (narrowed.status, narrowed.ci_low, narrowed.ci_high) == ("separated", 1.0, 2.0)
 
 
 def test_not_reached_rows_claim_one_side_of_the_tested_widths():

@@ -39,9 +39,12 @@ def test_data_that_do_not_bracket_the_threshold_are_not_extrapolated():
     above = fit_thresholds([1, 2, 4], [0, 1, 2], [16, 16, 16], (0.5,))[0]
     assert (above.status, above.ci_low) == ("not_reached_above", 4.0) and math.isnan(above.estimate)
     # 15/16 at the narrowest width, then all successes: quasi-complete separation (one mixed width, at the low
-    # end), so the bracket, open below (no width under 1) and closed at the first all-success width.
+    # end), so a bracket open below (no width under 1); 15/16 (Wilson 0.72-0.99) lies clearly above 0.5, so it
+    # closes at that width, not at the first all-success one.
     below = fit_thresholds([1, 2, 4], [15, 16, 16], [16, 16, 16], (0.5,))[0]
-    assert below.status == "separated" and math.isnan(below.ci_low) and below.ci_high == 2.0
+    assert below.status == "separated" and math.isnan(below.ci_low) and below.ci_high == 1.0
+    unclear = fit_thresholds([1, 2, 4], [9, 16, 16], [16, 16, 16], (0.5,))[0]  # 9/16: 0.33-0.77, either side
+    assert unclear.status == "separated" and math.isnan(unclear.ci_low) and unclear.ci_high == 2.0
     # A fit whose m50 lies under the narrowest width (9/16 at 1 rising to 16/16): reached at the narrowest width.
     fitted_below = fit_thresholds([1, 2, 4], [9, 14, 16], [16, 16, 16], (0.5,))[0]
     assert (fitted_below.status, fitted_below.ci_high) == ("not_reached_below", 1.0)
@@ -61,6 +64,17 @@ def test_separation_reports_the_bracketing_widths_not_an_estimate():
     # One mixed width between all-0 and all-1 (quasi-complete separation): still no MLE; bracket by its neighbors.
     quasi = fit_thresholds([1, 2, 3, 4], [0, 0, 5, 16], [16] * 4, (0.5,))[0]
     assert (quasi.status, quasi.ci_low, quasi.ci_high) == ("separated", 2.0, 4.0)
+
+
+def test_a_mixed_width_clearly_on_one_side_of_the_target_narrows_the_bracket():
+    # the 4-layer jamming curve: 0/16, 12/16, 16/16. 12/16 (Wilson 0.505-0.898) is clearly above 0.5 and clearly
+    # below 0.9, so m50 lies in (313, 451] and m90 in [451, 613), not both in (313, 613)
+    m50, m90 = fit_thresholds([313, 451, 613], [0, 12, 16], [16] * 3)
+    assert (m50.status, m50.ci_low, m50.ci_high) == ("separated", 313.0, 451.0)
+    assert (m90.status, m90.ci_low, m90.ci_high) == ("separated", 451.0, 613.0)
+    # 5/16 (0.14-0.56) is clearly below 0.9 only
+    low, high = fit_thresholds([1, 2, 3, 4], [0, 0, 5, 16], [16] * 4)
+    assert (low.ci_low, low.ci_high, high.ci_low, high.ci_high) == (2.0, 4.0, 3.0, 4.0)
 
 
 def test_falling_success_is_not_monotone():

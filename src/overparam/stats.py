@@ -97,3 +97,34 @@ def interval_columns(per_replica: list[dict], columns) -> dict:
                 low, high = mean_interval([row.get(metric) for row in per_replica])
                 summary[f"{metric}_ci_low"], summary[f"{metric}_ci_high"] = low, high
     return summary
+
+
+def paired_difference(pairs: list[tuple[bool, bool]], z: float = Z) -> dict:
+    """The difference p1 - p2 of two success rates measured on the same units (each unit gives a pair of 0/1
+    outcomes), with a 95% interval by Newcombe's method 10 (R. G. Newcombe, "Improved confidence intervals for the
+    difference between binomial proportions based on paired data", Statistics in Medicine 17, 2635-2650, 1998:
+    the Wilson intervals of the two rates combined with the correlation phi of the pairs), and the exact McNemar
+    test's two-sided p-value (a binomial test of the discordant pairs against 1/2).
+
+    Counts: `both` (a), `first_only` (b), `second_only` (c), `neither` (d); the difference is (b - c) / n."""
+    from scipy.stats import binomtest
+
+    a = sum(1 for x, y in pairs if x and y)
+    b = sum(1 for x, y in pairs if x and not y)
+    c = sum(1 for x, y in pairs if y and not x)
+    d = sum(1 for x, y in pairs if not x and not y)
+    n = a + b + c + d
+    out = {"pairs": n, "both": a, "first_only": b, "second_only": c, "neither": d}
+    if n == 0:
+        return {**out, "difference": math.nan, "ci_low": math.nan, "ci_high": math.nan, "mcnemar_p": math.nan}
+    p1, p2 = (a + b) / n, (a + c) / n
+    l1, u1 = wilson_interval(a + b, n, z)
+    l2, u2 = wilson_interval(a + c, n, z)
+    margins = (a + b) * (c + d) * (a + c) * (b + d)
+    phi = (a * d - b * c) / math.sqrt(margins) if margins else 0.0
+    below = math.sqrt(max(0.0, (p1 - l1) ** 2 - 2 * phi * (p1 - l1) * (u2 - p2) + (u2 - p2) ** 2))
+    above = math.sqrt(max(0.0, (u1 - p1) ** 2 - 2 * phi * (u1 - p1) * (p2 - l2) + (p2 - l2) ** 2))
+    difference = p1 - p2
+    mcnemar = binomtest(b, b + c, 0.5).pvalue if b + c else 1.0
+    return {**out, "difference": difference, "ci_low": max(-1.0, difference - below),
+            "ci_high": min(1.0, difference + above), "mcnemar_p": float(mcnemar)}

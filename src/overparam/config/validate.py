@@ -66,6 +66,7 @@ TRAINER_CHECKS: dict[str, Check] = {
     "precision": choice("32-true", "64-true"),
     "stop_when_loss_change_below": number(0.0),
     "stop_window_steps": integer(1),
+    "stop_when_fitted": boolean,
     "gradient_clip_val": optional(number(0.0, exclusive_minimum=True)),
     "gradient_clip_algorithm": choice("norm", "value"),
     "eval_every_n_steps": integer(0),

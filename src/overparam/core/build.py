@@ -42,7 +42,8 @@ def build_module(config) -> ReplicaModule:
     trainer = config.trainer
     return ReplicaModule(task, net, seeds, build_optimizer(config.optim), log_every=trainer.log_every_n_steps,
                          clip_value=trainer.get("gradient_clip_val"),
-                         clip_algorithm=trainer.get("gradient_clip_algorithm", "norm"))
+                         clip_algorithm=trainer.get("gradient_clip_algorithm", "norm"),
+                         stop_when_fitted=bool(trainer.get("stop_when_fitted", False)))
 
 
 def build_hand_driven(config, device="cpu") -> tuple[ReplicaModule, torch.optim.Optimizer]:

@@ -9,6 +9,11 @@ batch-to-batch noise decides instead.
 
 The comparison point travels in checkpoints (`state_dict`), so a resumed job stops at the very step an
 uninterrupted one stops.
+
+`trainer.stop_when_fitted`: each replica stops at the first step its training loss is exactly 0 (the module freezes
+it there: `core.step.replica_step`), and the job stops once every live replica has (`StopWhenFitted`). For a hinge
+loss a loss of exactly 0 means no example violates the margin: Geiger et al.'s jamming runs stop there. Also meant
+for full-batch training. The check reads the replicas' flags every step (a host read, so a sync on a GPU).
 """
 
 from __future__ import annotations
@@ -48,10 +53,26 @@ def settled(before: torch.Tensor, after: torch.Tensor, alive: torch.Tensor, tole
     return bool((still | ~alive).all())
 
 
+class StopWhenFitted(pl.Callback):
+    """Stop the job once every live replica is fitted (`ReplicaModule.fitted`: its loss read exactly 0)."""
+
+    def __init__(self):
+        self.stopped_at_step: int | None = None
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_index) -> None:
+        if bool((module.fitted | ~module.alive).all()):
+            trainer.should_stop = True
+            self.stopped_at_step = trainer.global_step
+
+
 def stop_callbacks(trainer_config) -> list[pl.Callback]:
-    """The convergence stop when the config asks for one (keys absent from an older config mean: off)."""
+    """The convergence stops the config asks for (keys absent from an older config mean: off)."""
     tolerance = trainer_config.get("stop_when_loss_change_below", 0.0)
-    return [StopWhenLossSettles(tolerance, trainer_config.get("stop_window_steps", 1000))] if tolerance else []
+    stops: list[pl.Callback] = [StopWhenLossSettles(tolerance, trainer_config.get("stop_window_steps", 1000))] \
+        if tolerance else []
+    if trainer_config.get("stop_when_fitted", False):
+        stops.append(StopWhenFitted())
+    return stops
 
 
 def finished_early_at(trainer: pl.Trainer) -> int | None:

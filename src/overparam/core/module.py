@@ -2,7 +2,8 @@
 
 Its training step is `overparam.core.step.replica_step` (the one home of a step's semantics: the loss is the sum of
 the live replicas' losses, so every replica gets exactly its own gradient; a replica whose loss turns NaN or
-infinite is marked diverged, drops out of the loss and is frozen while the others train on).
+infinite is marked diverged, drops out of the loss and is frozen while the others train on). With `stop_when_fitted`
+a replica whose training loss is exactly 0 is frozen where it is, and `fitted_step` records the step it got there.
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ from overparam.tasks.base import Task
 class ReplicaModule(pl.LightningModule):
     def __init__(self, task: Task, net: ReplicaNet, replica_seeds: Sequence[int],
                  optimizer: Callable[..., torch.optim.Optimizer], log_every: int = 50,
-                 clip_value: float | None = None, clip_algorithm: str = "norm"):
+                 clip_value: float | None = None, clip_algorithm: str = "norm", stop_when_fitted: bool = False):
         """`optimizer` builds the optimizer from the net's parameters (`overparam.core.build.build_optimizer`);
-        `clip_value` clips each replica's gradient on its own (`step.clip_replica_gradients`)."""
+        `clip_value` clips each replica's gradient on its own (`step.clip_replica_gradients`); `stop_when_fitted`
+        freezes each replica at the first step its training loss is exactly 0 (`step.replica_step`)."""
         super().__init__()
         # The step is written out (`replica_step`: the same operations in the same order as Lightning's automatic
         # closure, so the same numbers), with the freeze of diverged replicas and per-replica clipping inside it.
@@ -34,6 +36,10 @@ class ReplicaModule(pl.LightningModule):
         self.clip_value, self.clip_algorithm = clip_value, clip_algorithm
         self.register_buffer("alive", torch.ones(len(self.replica_seeds), dtype=torch.bool))
         self.register_buffer("last_losses", torch.zeros(len(self.replica_seeds)))
+        self.stop_when_fitted = stop_when_fitted
+        if stop_when_fitted:  # only then, so checkpoints of jobs without the setting keep their keys
+            self.register_buffer("fitted", torch.zeros(len(self.replica_seeds), dtype=torch.bool))
+            self.register_buffer("fitted_step", torch.full((len(self.replica_seeds),), -1, dtype=torch.long))
         self.data_generators: list[torch.Generator] = []
         self.dropout_generators: list[torch.Generator] = []
         self.check_on_host = True  # read divergence on the host each step: free on a CPU, a sync on a GPU
@@ -73,9 +79,13 @@ class ReplicaModule(pl.LightningModule):
 
     def train_step(self, optimizer: torch.optim.Optimizer, backward=None) -> torch.Tensor:
         """One `replica_step` on fresh batches; returns (and keeps in `last_losses`) the replicas' losses."""
+        fitted = self.fitted if self.stop_when_fitted else None
+        steps_taken = self.global_step if fitted is not None else 0  # before this step's optimizer.step()
         losses = replica_step(self.net, optimizer, self.alive, self.fresh_losses, backward,
                               check_on_host=self.check_on_host, clip_value=self.clip_value,
-                              clip_algorithm=self.clip_algorithm)
+                              clip_algorithm=self.clip_algorithm, fitted=fitted)
+        if fitted is not None:  # the number of optimizer steps taken when the loss first read exactly 0
+            self.fitted_step.copy_(torch.where(fitted & (self.fitted_step < 0), steps_taken, self.fitted_step))
         self.last_losses = losses
         return losses
 
@@ -117,6 +127,8 @@ class ReplicaModule(pl.LightningModule):
         for k, row in enumerate(per_replica):
             diverged = not bool(self.alive[k])
             row.update(seed=self.replica_seeds[k], final_loss=final_losses[k], diverged=diverged)
+            if self.stop_when_fitted:
+                row["fitted_at_step"] = int(self.fitted_step[k]) if bool(self.fitted[k]) else None
             if diverged:
                 row["success"] = False
         return per_replica

@@ -2,9 +2,10 @@
 
 1. zero the gradients;
 2. each replica's loss `[K]` (the caller's `losses_of`: a fresh batch, or a static one under CUDA-graph capture);
-3. a replica whose loss is not finite is marked diverged, for good (`alive` is sticky);
+3. a replica whose loss is not finite is marked diverged, for good (`alive` is sticky); with a `fitted` mask, a live
+   replica whose loss is exactly 0 is marked fitted, for good (full-batch training: it has solved its training set);
 4. back-propagate the sum of the live replicas' losses: each replica gets exactly its own gradient;
-5. a diverged replica's gradient and optimizer momentum are zeroed, so it stays where it diverged;
+5. a diverged or fitted replica's gradient and optimizer momentum are zeroed, so it stays where it stopped;
 6. optionally clip each replica's gradient on its own (by its norm, or by value);
 7. the optimizer steps.
 
@@ -28,21 +29,25 @@ CLIP_ALGORITHMS = ("norm", "value")
 def replica_step(net: torch.nn.Module, optimizer: torch.optim.Optimizer, alive: torch.Tensor,
                  losses_of: Callable[[], torch.Tensor], backward: Callable[[torch.Tensor], None] | None = None,
                  check_on_host: bool = True, clip_value: float | None = None,
-                 clip_algorithm: str = "norm") -> torch.Tensor:
+                 clip_algorithm: str = "norm", fitted: torch.Tensor | None = None) -> torch.Tensor:
     """One step (the module docstring); returns the replicas' losses `[K]`, detached. `alive` (bool `[K]`) is
-    updated in place. `backward` replaces `Tensor.backward` (Lightning's `manual_backward`). `check_on_host`: read
-    whether any replica diverged on the host and skip the freeze when none did (free on a CPU; on a GPU a sync, so
-    there the freeze is applied as masked arithmetic every step instead)."""
+    updated in place, and so is `fitted` (bool `[K]`) when given: a replica whose loss is exactly 0 stops there
+    (Geiger et al.'s jamming runs stop as soon as no margin is violated). `backward` replaces `Tensor.backward`
+    (Lightning's `manual_backward`). `check_on_host`: read whether any replica must be frozen on the host and skip
+    the freeze when none must (free on a CPU; on a GPU a sync, so there the freeze is applied as masked arithmetic
+    every step instead)."""
     with phase("zero_grad"):
         optimizer.zero_grad()
     with phase("losses"):
         losses = losses_of()
         total = live_loss_sum(losses, alive)
+        if fitted is not None:
+            fitted |= alive & (losses.detach() == 0)
     with phase("backward"):
         (backward or torch.Tensor.backward)(total)
     with phase("freeze diverged, clip"):
         parameters = [p for group in optimizer.param_groups for p in group["params"]]
-        freeze_diverged(parameters, optimizer, alive, check_on_host)
+        freeze_diverged(parameters, optimizer, alive if fitted is None else alive & ~fitted, check_on_host)
         if clip_value is not None:
             clip_replica_gradients(parameters, clip_value, clip_algorithm)
     with phase("optimizer step"):
@@ -60,7 +65,8 @@ def live_loss_sum(losses: torch.Tensor, alive: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def freeze_diverged(parameters: Iterable[torch.Tensor], optimizer: torch.optim.Optimizer, alive: torch.Tensor,
                     check_on_host: bool = True) -> None:
-    """Zero the gradient and the momentum of every diverged replica (parameters carry the replica dimension first)."""
+    """Zero the gradient and the momentum of every replica not in `alive` (diverged, or fitted: `replica_step`), so
+    the optimizer leaves it where it is (parameters carry the replica dimension first)."""
     if check_on_host and bool(alive.all()):
         return
     for parameter in parameters:

@@ -80,7 +80,7 @@ def _train(config: DictConfig, resolved: dict, job_dir: Path, device, swept_keys
     loggers = build_loggers(config.get("logger"), job_dir)
     trainer = build_trainer(config.trainer, device, job_dir, checkpoint_dir, loggers=loggers)
     trainer.fit(module, train_dataloaders=range(config.trainer.max_steps), ckpt_path=resume_from)
-    # The convergence stop (trainer.stop_when_loss_change_below) and trainer.stop_when_solved end a job: a finish.
+    # The convergence stops (loss settled, every replica fitted) and trainer.stop_when_solved end a job: a finish.
     stopped_at = finished_early_at(trainer)
     if trainer.global_step != config.trainer.max_steps and stopped_at is None:
         # Lightning can return early (a callback asking to stop, an interrupted loop): never record that as done.
@@ -150,7 +150,8 @@ def _result(config, resolved: dict, module, per_replica: list[dict], job_dir: Pa
 
 
 def _stops_early(trainer_config) -> bool:
-    return bool(trainer_config.get("stop_when_loss_change_below") or trainer_config.get("stop_when_solved"))
+    return bool(trainer_config.get("stop_when_loss_change_below") or trainer_config.get("stop_when_solved")
+                or trainer_config.get("stop_when_fitted"))
 
 
 def _trainer_notes(trainer_config) -> list[str]:

@@ -20,19 +20,40 @@ def _hidden_widths(key, value) -> None:
 _hidden_widths.allowed = "a list of integers >= 0"
 
 
+INITS = ("uniform", "orthogonal", "orthogonal_units")
+
+
+def orthogonal_units_(weight: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Fill a stored `[fan_in, fan_out]` weight as Geiger et al.'s `orthogonal_` fills the `[fan_out, fan_in]` weight
+    of an `nn.Linear`: units in blocks of fan_in, each block's incoming weights orthonormal (Q of a Gaussian's QR,
+    Q's columns times the signs of R's diagonal, as torch's orthogonal_ does), so each unit's weights have norm 1."""
+    fan_in, fan_out = weight.shape
+    gaussian = torch.randn(fan_out, fan_in, generator=generator, dtype=weight.dtype, device=weight.device)
+    with torch.no_grad():
+        for start in range(0, fan_out, fan_in):
+            block = gaussian[start : start + fan_in]  # [b, fan_in], b <= fan_in
+            q, r = torch.linalg.qr(block.T)  # q [fan_in, b]: orthonormal columns
+            weight[:, start : start + fan_in] = q * torch.diagonal(r).sign()
+    return weight
+
+
 class ReplicaMLP(ReplicaNet):
     """inputs -> hidden[0] -> act -> ... -> hidden[-1] -> act -> outputs, no activation on the output.
 
     Hidden layer i has `m_factor * hidden[i]` units; `hidden=[]` is the linear net (qubo-nn's 4096 -> 4096) and a
     hidden width of 0 removes that layer. `init="uniform"`: weights and biases from PyTorch's default Linear init,
-    U(+-1/sqrt(fan_in)); `init="orthogonal"`: orthogonal weights (`torch.nn.init.orthogonal_`, gain 1) and zero
-    biases, which keep a deep ReLU net's signal from vanishing at the start (Geiger et al.'s jamming nets). Each
-    replica draws from its own "init" stream.
+    U(+-1/sqrt(fan_in)); `init="orthogonal"`: `torch.nn.init.orthogonal_` (gain 1) applied to each layer's stored
+    `[fan_in, fan_out]` weight, and zero biases. For a layer wider than its input (fan_out > fan_in) that matrix has
+    orthonormal rows, so a unit's incoming weights have norm sqrt(fan_in / fan_out) on average, not 1.
+    `init="orthogonal_units"`: Geiger et al.'s own `orthogonal_` (nn_jamming, functions.py) and zero biases: the
+    units are filled in blocks of fan_in, each block's incoming weights a square orthogonal matrix (QR of a Gaussian,
+    signs fixed by R's diagonal), so every unit's incoming weights have norm 1 at any width. The two agree when
+    fan_out <= fan_in up to the random draw. Each replica draws from its own "init" stream.
     """
 
     RUNTIME_ARGUMENTS: ClassVar[tuple[str, ...]] = ("replicas", "inputs", "outputs")
     CHECKS: ClassVar[dict[str, Check]] = {**ReplicaNet.CHECKS, "hidden": _hidden_widths,
-                                          "init": choice("uniform", "orthogonal")}
+                                          "init": choice(*INITS)}
     output_kind = "values"
 
     def __init__(self, replicas: int, inputs: int, outputs: int, hidden: Sequence[int] = (), activation: str = "relu",
@@ -55,7 +76,11 @@ class ReplicaMLP(ReplicaNet):
             for layer in self.layers:
                 layer.bias.zero_()
                 for k, generator in enumerate(generators):
-                    torch.nn.init.orthogonal_(layer.weight[k], generator=generator)
+                    if self.init == "orthogonal_units":
+                        orthogonal_units_(layer.weight[k], generator)
+                    else:
+                        torch.nn.init.orthogonal_(layer.weight[k], generator=generator)
+
     @staticmethod
     def relative_step_work(model: dict, task: dict) -> float:
         """Rough work of one replica-step, only to order a sweep's jobs (`overparam.search.schedule`): the batch

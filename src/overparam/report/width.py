@@ -17,8 +17,12 @@ between them it interpolates. One model, one set of numbers in both units.
 Where the data cannot give a finite estimate the row says why instead of extrapolating:
   not_reached_above  the target is not reached by the widest width (m_q > max width; ci_low = max width)
   not_reached_below  already reached at the narrowest width (m_q < min width; ci_high = min width)
-  separated          every failure sits below every success (the MLE does not exist): ci_low / ci_high are the
-                     neighboring widths that bracket the threshold, estimate is empty
+  separated          every failure sits below every success, with at most one mixed width between them (the MLE
+                     does not exist): ci_low / ci_high bracket the threshold, estimate is empty. The bracket is the
+                     last all-failure and first all-success widths, narrowed to the mixed width when its success
+                     rate lies clearly on one side of the target (its 95% Wilson interval excludes the target):
+                     0/16, 12/16, 16/16 at 313, 451, 613 puts m50 in (313, 451] and m90 in [451, 613)
+                     (12/16: 0.505-0.898)
   not_monotone       fitted slope <= 0: success does not rise with width
   one_width          mixed outcomes at a single width: no slope, no threshold (ci_low = ci_high = that width)
 An `ok` row whose interval runs past the tested widths is unbounded on that side: ci_low 0 or ci_high inf.
@@ -32,7 +36,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from overparam.stats import Z
+from overparam.stats import Z, wilson_interval
 
 TARGETS = (0.5, 0.9)
 CHI2_95 = Z**2  # chi2(1) 95% quantile (3.8415): the profile-likelihood cut-off, at the project's one confidence
@@ -93,6 +97,7 @@ def fit_thresholds(widths, successes, trials, targets=TARGETS) -> list[Threshold
         return [Threshold(t, "not_reached_below", ci_high=widths_list[0]) for t in targets]
     if len(w) == 1:  # mixed outcomes at a single width: no slope, so no threshold to place
         return [Threshold(t, "one_width", ci_low=widths_list[0], ci_high=widths_list[0]) for t in targets]
+    mixed = (s > 0) & (s < n)
     lowest_success = w[np.argmax(s > 0)]
     highest_failure = w[np.nonzero(s < n)[0][-1]]
     if highest_failure <= lowest_success and _separated(s, n):
@@ -102,7 +107,9 @@ def fit_thresholds(widths, successes, trials, targets=TARGETS) -> list[Threshold
         above = w[w > highest_failure]
         low = float(below[-1]) if below.size else math.nan
         high = float(above[0]) if above.size else math.nan
-        return [Threshold(t, "separated", ci_low=low, ci_high=high) for t in targets]
+        return [Threshold(t, "separated", ci_low=low, ci_high=high) if not mixed.any()
+                else _narrowed(t, low, high, float(w[mixed][0]), *wilson_interval(int(s[mixed][0]), int(n[mixed][0])))
+                for t in targets]
     exog = np.column_stack([np.ones_like(x), x])
     full = _glm(s, n - s, exog)
     intercept, slope = (float(v) for v in full.params)
@@ -122,6 +129,16 @@ def fit_thresholds(widths, successes, trials, targets=TARGETS) -> list[Threshold
         low, high = _profile_interval(s, n, x, logit, theta, full.llf)
         out.append(Threshold(target, "ok", math.exp(theta), math.exp(low), math.exp(high)))
     return out
+
+
+def _narrowed(target: float, low: float, high: float, width: float, rate_low: float, rate_high: float) -> Threshold:
+    """A separated row's bracket (low, high) around one mixed `width`, narrowed to that width on the side where its
+    success rate's 95% Wilson interval (rate_low, rate_high) lies clear of the target."""
+    if rate_low > target:  # clearly above: the target is reached at or below this width
+        return Threshold(target, "separated", ci_low=low, ci_high=width)
+    if rate_high < target:  # clearly below: the target is reached above it
+        return Threshold(target, "separated", ci_low=width, ci_high=high)
+    return Threshold(target, "separated", ci_low=low, ci_high=high)
 
 
 def _separated(s, n) -> bool:

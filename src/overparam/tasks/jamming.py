@@ -15,7 +15,7 @@ stop (`trainer.stop_when_loss_change_below`), as the presets do.
 
 Each replica draws its own dataset from its own data stream (as each of Geiger et al.'s runs drew a fresh data seed),
 so the success rate averages over datasets and initialisations, the ensemble the transition is defined on. Inputs
-follow their preprocessing: Gaussian points, centerd over the dataset, each scaled to norm sqrt(d). The dataset is
+follow their preprocessing: Gaussian points, centered over the dataset, each scaled to norm sqrt(d). The dataset is
 drawn at the first step and travels in checkpoints (`state_dict`), so a resumed job fits the same points.
 """
 
@@ -28,18 +28,25 @@ from typing import ClassVar
 
 import torch
 
-from overparam.config import Check, integer, number
+from overparam.config import Check, choice, integer, number
 from overparam.tasks.base import Task
 
+LABELS = ("random", "alternating")
 
-def random_points(points: int, dimension: int, generator: torch.Generator, device) -> tuple[torch.Tensor, torch.Tensor]:
-    """`[P, d]` Gaussian points, centerd, each of norm sqrt(d), and `[P]` labels +-1 with probability 1/2 each;
-    drawn in float64 whatever the training dtype, so a dataset does not depend on it."""
+
+def random_points(points: int, dimension: int, generator: torch.Generator, device,
+                  labels: str = "random") -> tuple[torch.Tensor, torch.Tensor]:
+    """`[P, d]` Gaussian points, centered, each of norm sqrt(d), and `[P]` labels +-1: `random`, +1 or -1 with
+    probability 1/2 each; `alternating`, -1, +1, -1, ... by index (Geiger et al.'s: exactly balanced, and as random as
+    the points they label). Drawn in float64 whatever the training dtype, so a dataset does not depend on it; the
+    points are the same under either labelling."""
     x = torch.randn(points, dimension, generator=generator, device=device, dtype=torch.float64)
     x = x - x.mean(0)
     x = math.sqrt(dimension) * x / x.norm(dim=1, keepdim=True)
-    labels = torch.randint(0, 2, (points,), generator=generator, device=device).to(torch.float64) * 2 - 1
-    return x, labels
+    if labels == "alternating":
+        return x, (torch.arange(points, device=device) % 2).to(torch.float64) * 2 - 1
+    y = torch.randint(0, 2, (points,), generator=generator, device=device).to(torch.float64) * 2 - 1
+    return x, y
 
 
 def margin_deficits(outputs: torch.Tensor, labels: torch.Tensor, margin: float) -> torch.Tensor:
@@ -62,6 +69,7 @@ class JammingTask(Task):
         "dimension": integer(1),
         "margin": number(0.0, exclusive_minimum=True),
         "violation_tolerance": number(0.0),
+        "labels": choice(*LABELS),
     }
     CHARTS: ClassVar[dict[str, list[str]]] = {
         "fraction of examples violating the margin vs width (95% t-interval)": [
@@ -72,7 +80,8 @@ class JammingTask(Task):
     points: int = 600  # P
     dimension: int = 10  # d
     margin: float = 1.0
-    violation_tolerance: float = 1e-4  # an example violates the margin when Delta > this
+    violation_tolerance: float = 1e-4  # an example violates the margin when Delta > this (Geiger et al.: 0)
+    labels: str = "random"  # random: +-1 with probability 1/2 each; alternating: -1, +1, ... by index (theirs)
     name: str = "jamming"
 
     def __post_init__(self):
@@ -87,7 +96,7 @@ class JammingTask(Task):
 
     def _dataset(self, generators: Sequence[torch.Generator], device) -> tuple[torch.Tensor, torch.Tensor]:
         if self.inputs is None:
-            drawn = [random_points(self.points, self.dimension, g, device) for g in generators]
+            drawn = [random_points(self.points, self.dimension, g, device, self.labels) for g in generators]
             self.inputs = torch.stack([x for x, _ in drawn])
             self.labels = torch.stack([y for _, y in drawn])
         dtype = torch.get_default_dtype()  # the net's: float64 under trainer.precision=64-true

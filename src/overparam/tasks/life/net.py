@@ -19,7 +19,8 @@ from overparam.tasks.life.presolve import write_solution
 from overparam.tasks.life.rules import Rule, blocks_for
 
 # sigmoid: the sigmoid is folded into the loss (BCE on logits: its gradient never vanishes);
-# sigmoid_bceloss: Firner's nn.Sigmoid + nn.BCELoss in float32 (a saturated wrong cell's gradient is exactly 0);
+# sigmoid_bceloss: Firner's nn.Sigmoid + nn.BCELoss in float32 (a wrongly alive cell whose logit passes about
+#   16.6 gets a gradient of exactly 0; a wrongly dead one keeps -1 down to about -27.6, then fades, 0 below -88);
 # clamp: the last activation's output clamped to [0, 1].
 HEADS = ("sigmoid", "sigmoid_bceloss", "clamp")
 

@@ -6,7 +6,10 @@ Rewind: the surviving units' *initial* weights (the same seed's initialisation) 
 replica (`core.step.replica_step`: the job's optimizer, the replica's own data stream from step 0) for
 `rewind_steps` steps (0: the job's own budget). The control, `reinit`, is trained the same way: the same surviving
 architecture (same masks, same data streams) with fresh initial weights (Frankle & Carbin's random
-re-initialisation). Each replica thus gives a pair of outcomes (rewound, re-initialised).
+re-initialisation). Each replica thus gives a pair of outcomes (rewound, re-initialised). A ticket from which
+pruning removed no unit (`prune_removed_units` 0) is the replica's own net: rewound, it replays the replica's own
+successful run (same start, same data), so its success says nothing about a ticket; the docs' table
+(`python -m overparam.report.tables why-width`) splits the pairs by whether pruning narrowed the net.
 Fresh nets of the minimal width, the other natural comparison, are the sweep's own grid point at that width: with
 the job's full budget they are trained exactly as the tickets are, so the lottery does not train them again.
 """
@@ -19,28 +22,18 @@ import torch
 
 from overparam.analysis.base import Analysis, Trained
 from overparam.config.checks import boolean, integer
-from overparam.core.build import build_optimizer
-from overparam.core.step import replica_step
-from overparam.seeds import replica_generator, replica_seed
+from overparam.core.retrain import train_replicas
+from overparam.seeds import replica_seed
 from overparam.tasks.life.analysis.pruning import exact, prune
 from overparam.tasks.life.analysis.units import apply_masks, hidden_layers, reading_rows
 from overparam.tasks.life.net import LifeConvNet
 
 
 def train(net, task, seeds, optim_config, steps: int, masks=None) -> torch.Tensor:
-    """`steps` optimizer steps as the job takes them (`replica_step`, on fresh batches from each seed's own data and
-    dropout streams; a diverged replica is frozen for good). Masked weights stay at zero. Returns which replicas
-    are still alive."""
-    data = [replica_generator(seed, "data") for seed in seeds]
-    dropout = [replica_generator(seed, "dropout") for seed in seeds]
-    optimizer = build_optimizer(optim_config)(net.parameters())
-    alive = torch.ones(len(seeds), dtype=torch.bool)
-    net.train()
-    for _ in range(steps):
-        replica_step(net, optimizer, alive, lambda: task.training_losses(net, data, dropout, "cpu"))
-        if masks is not None:
-            apply_masks(net, masks)
-    return alive
+    """`steps` optimizer steps as the job takes them (`core.retrain.train_replicas`); masked weights stay at zero.
+    Returns which replicas are still alive."""
+    return train_replicas(net, task, seeds, optim_config, steps,
+                          None if masks is None else lambda: apply_masks(net, masks))
 
 
 def rewound(initial: LifeConvNet, replicas: list[int], removals: list[dict], width: int):
@@ -105,6 +98,8 @@ class Lottery(Analysis):
         removals = []
         for k in chosen:
             rows[k]["prune_width"], removed = prune(net, k, task, 0, config.optim, seeds[k])
+            # 0: the ticket is the replica's own net, and its rewound retraining replays the replica's own run
+            rows[k]["prune_removed_units"] = sum(len(units) for units in removed.values())
             if self.finetune_steps:
                 rows[k]["prune_width_finetuned"] = prune(net, k, task, self.finetune_steps, config.optim, seeds[k])[0]
             removals.append(removed)

@@ -5,9 +5,18 @@ the destination: the points are start + (i / 50) (destination - start), i = 0..5
 PyTorch's `nn.BCELoss` on sigmoid probabilities (which clamps log at -100, so a saturated wrong cell costs 100),
 averaged over a fixed set of boards, in eval mode. The destination is the hand-built exact solution of the
 configured rule embedded at the replica's width (`LifeConvNet.presolve`: the solution in the first units, zeros
-elsewhere), or with `destination: firner` Firner's own hand-built net (`firner_solution`). Hidden units can be
-permuted without changing the function, so the solution's units are first matched to the replica's (`align`),
-block by block; the unaligned walk is recorded too.
+elsewhere); with `destination: firner` Firner's own hand-built net (`firner_solution`); with `destination:
+firner_trained` the destination his published walks used (analysis/get_walk_to_success_data.sh in
+bfirner/dnn_game_of_life from commit 31022d2 on): his hand-built net trained for `destination_steps` batches
+(1000 there) from that start, with the job's optimizer and loss, without dropout, on the data stream of
+`destination_seed` (he used torch seed 100), the same net for every replica (`trained_firner_solution`). Hidden
+units can be permuted without changing the function, so the solution's units are first matched to the replica's
+(`align`), block by block; the unaligned walk is recorded too.
+
+Firner averages each point's loss over 1000 batches of 128 10x10 boards (a stream reseeded before every point, so
+the same boards at each point); `boards: 128000` matches that count (one fixed set). For a one-block net the loss
+is a weighted sum over 512 (pattern, target) counts, counted once per walk set, so a large set costs no more per
+point than a small one.
 
 The barrier is the highest point of the profile above the straight line between its two end losses.
 """
@@ -36,18 +45,21 @@ def walk_set(task, boards: int, size: int, seed: int, device="cpu") -> tuple[tor
 
 
 @torch.no_grad()
-def fixed_set_losses(net, task, boards: torch.Tensor, targets: torch.Tensor, chunk: int = 250) -> torch.Tensor:
+def fixed_set_losses(net, task, boards: torch.Tensor, targets: torch.Tensor, chunk: int = 250,
+                     counts: torch.Tensor | None = None) -> torch.Tensor:
     """`[K]` mean `nn.BCELoss` of each replica's probabilities on the fixed boards, in eval mode.
 
     For a one-block net the output is a function of each cell's 3x3 pattern, so the mean over the boards is a sum
-    over 512 patterns weighted by how often each (pattern, target) occurs: the same number for any board count.
+    over 512 patterns weighted by how often each (pattern, target) occurs (`counts [512, 2]`, counted here when not
+    given): the same number for any board count.
     """
     was_training = net.training
     net.eval()
     try:
         per_pattern = net.pattern_outputs()
         if per_pattern is not None:
-            counts = task.pattern_target_counts(boards.unsqueeze(0).to(torch.uint8))[0]  # [512, 2]
+            if counts is None:
+                counts = task.pattern_target_counts(boards.unsqueeze(0).to(torch.uint8))[0]  # [512, 2]
             probabilities = _probabilities(net, per_pattern).unsqueeze(-1).expand(-1, -1, 2)
             wanted = torch.arange(2, dtype=probabilities.dtype).expand_as(probabilities)
             losses = F.binary_cross_entropy(probabilities, wanted, weight=counts.expand_as(probabilities),
@@ -72,11 +84,27 @@ def solution_like(net: LifeConvNet, rule, destination: str = "presolve") -> Life
     """A copy of `net` holding a hand-built solution of `rule` in every replica: overparam's own
     (`LifeConvNet.presolve`, any Life-like rule) or Firner's (`firner_solution`, B3/S23, firner layout)."""
     solution = copy.deepcopy(net)
-    if destination == "firner":
+    if destination in ("firner", "firner_trained"):
         firner_solution(solution, rule)
     else:
         solution.presolve(rule)
     return solution
+
+
+def trained_firner_solution(net: LifeConvNet, task, optim_config, steps: int, seed: int) -> LifeConvNet:
+    """A copy of `net` holding, in every replica, one net: Firner's hand-built solution trained for `steps` batches
+    as a job trains (the job's optimizer, loss and batches; no dropout, as his destination is trained without
+    --normalize) on the data stream of replica seed `seed`."""
+    from overparam.core.retrain import train_replicas
+
+    single = LifeConvNet(1, net.blocks, net.m_factor, net.activation, net.head, net.layout, net.boundary)
+    firner_solution(single, task.rule)
+    train_replicas(single, task, [seed], optim_config, steps)
+    destination = copy.deepcopy(net)
+    with torch.no_grad():
+        for target, source in zip(destination.parameters(), single.parameters()):
+            target.copy_(source.expand_as(target))
+    return destination
 
 
 @torch.no_grad()
@@ -131,15 +159,17 @@ def _flat(net) -> torch.Tensor:
 
 
 @torch.no_grad()
-def walk(start, end, task, boards, targets, points: int = 50) -> dict:
+def walk(start, end, task, boards, targets, points: int = 50, counts: torch.Tensor | None = None) -> dict:
     """Losses `[K, points + 1]` at start + (i / points)(end - start), with L1/L2 distances and barriers per replica."""
     probe = copy.deepcopy(start)
     pairs = list(zip(probe.parameters(), start.parameters(), end.parameters()))
+    if counts is None and probe.pattern_outputs() is not None:  # one-block net: count the walk set's pairs once
+        counts = task.pattern_target_counts(boards.unsqueeze(0).to(torch.uint8))[0]
     profile = []
     for i in range(points + 1):
         for parameter, a, b in pairs:
             parameter.copy_(torch.lerp(a, b, i / points))
-        profile.append(fixed_set_losses(probe, task, boards, targets))
+        profile.append(fixed_set_losses(probe, task, boards, targets, counts=counts))
     profile = torch.stack(profile, dim=1).double()
     fractions = torch.linspace(0, 1, points + 1, dtype=torch.float64)
     chord = profile[:, :1] + fractions * (profile[:, -1:] - profile[:, :1])
@@ -155,14 +185,22 @@ def walk(start, end, task, boards, targets, points: int = 50) -> dict:
 
 
 WALKS = ("trained", "trained_unaligned", "init", "init_unaligned")
-DESTINATIONS = ("presolve", "firner")
+DESTINATIONS = ("presolve", "firner", "firner_trained")
 
 
-def loss_walks(net, initial, task, settings) -> tuple[list[dict], dict]:
+def loss_walks(net, initial, task, settings, optim_config=None) -> tuple[list[dict], dict]:
     """Per replica: L1, L2, barrier and end losses of the four walks (from the trained net and from its
-    initialisation, to the aligned and to the unaligned solution); and the profiles `{walk: [K, points + 1]}`."""
+    initialisation, to the aligned and to the unaligned solution); and the profiles `{walk: [K, points + 1]}`.
+    `optim_config` (the job's) trains the `firner_trained` destination."""
     boards, targets = walk_set(task, settings.boards, settings.size, settings.seed)
-    solution = solution_like(net, task.rule, settings.destination)
+    if settings.destination == "firner_trained":
+        solution = trained_firner_solution(net, task, optim_config, settings.destination_steps,
+                                           settings.destination_seed)
+    else:
+        solution = solution_like(net, task.rule, settings.destination)
+    counts = None
+    if net.pattern_outputs() is not None:
+        counts = task.pattern_target_counts(boards.unsqueeze(0).to(torch.uint8))[0]
     destinations = {
         "trained": (net, align(solution, net)),
         "trained_unaligned": (net, solution),
@@ -172,7 +210,7 @@ def loss_walks(net, initial, task, settings) -> tuple[list[dict], dict]:
     rows = [{} for _ in range(net.replicas)]
     profiles = {}
     for name, (start, end) in destinations.items():
-        measured = walk(start, end, task, boards, targets, settings.points)
+        measured = walk(start, end, task, boards, targets, settings.points, counts)
         profiles[name] = measured.pop("profile")
         prefix = "walk_" if name == "trained" else f"walk_{name}_"
         for key, values in measured.items():
@@ -215,19 +253,23 @@ class LossWalk(Analysis):
     docstring): L1 and L2 distance, barrier, start and end loss per walk."""
 
     CHECKS = {"boards": integer(1), "size": integer(3), "seed": integer(0), "points": integer(1),
-              "destination": choice(*DESTINATIONS), "images": boolean}
+              "destination": choice(*DESTINATIONS), "destination_steps": integer(0), "destination_seed": integer(0),
+              "images": boolean}
     BY_OUTCOME = ("walk_barrier", "walk_l1", "walk_l2", "walk_start_loss", "walk_trained_unaligned_barrier",
                   "walk_init_barrier")
     CHARTS = {"loss-walk barrier vs width (solved / failed replicas)": ["walk_barrier_mean_success",
                                                                          "walk_barrier_mean_failed"]}
 
     def __init__(self, boards: int = 1000, size: int = 10, seed: int = 4321, points: int = 50,
-                 destination: str = "presolve", images: bool = True):
+                 destination: str = "presolve", destination_steps: int = 1000, destination_seed: int = 100,
+                 images: bool = True):
         """`boards` fixed evaluation boards of `size` x `size` drawn from `seed` (the same for every replica and
         job); `points` equal steps to the `destination` (presolve: overparam's hand-built net, any rule; firner:
-        his, B3/S23 only); `images`: walks.png in the job folder."""
+        his, B3/S23 only; firner_trained: his trained for `destination_steps` batches on the data stream of
+        `destination_seed`); `images`: walks.png in the job folder."""
         self.boards, self.size, self.seed, self.points = boards, size, seed, points
         self.destination, self.images = destination, images
+        self.destination_steps, self.destination_seed = destination_steps, destination_seed
 
     @classmethod
     def unsuitable(cls, task_class: type, model_class: type) -> str | None:
@@ -240,15 +282,17 @@ class LossWalk(Analysis):
         from overparam.tasks.life.rules import parse_rule
 
         rule = parse_rule(task["rule"], task["neighborhood"])
-        if settings.get("destination") == "firner" and (rule.notation != "B3/S23" or model.get("layout") != "firner"):
-            fail("analysis.walk.destination", "firner", "Firner's hand solution needs task.rule=B3/S23 and "
+        destination = settings.get("destination")
+        if destination in ("firner", "firner_trained") and (rule.notation != "B3/S23"
+                                                            or model.get("layout") != "firner"):
+            fail("analysis.walk.destination", destination, "Firner's hand solution needs task.rule=B3/S23 and "
                  "model.layout=firner")
         if len(rule.alive_intervals()) > model["m_factor"]:
             fail("model.m_factor", model["m_factor"], f"analysis.walk needs the hand solution of {rule.notation}, "
                  f"which takes m_factor >= {len(rule.alive_intervals())}")
 
     def run(self, trained: Trained) -> tuple[list[dict], dict]:
-        rows, profiles = loss_walks(trained.net, trained.initial, trained.task, self)
+        rows, profiles = loss_walks(trained.net, trained.initial, trained.task, self, trained.config.optim)
         if profiles and self.images:
             plot_walks(profiles, trained.successes, trained.job_dir / "walks.png")
         return rows, {}
