@@ -22,18 +22,10 @@ import torch
 
 from overparam.analysis.base import Analysis, Trained
 from overparam.config.checks import boolean, integer
-from overparam.core.retrain import train_replicas
 from overparam.seeds import replica_seed
-from overparam.tasks.life.analysis.pruning import exact, prune
+from overparam.tasks.life.analysis.pruning import exact, prune, train
 from overparam.tasks.life.analysis.units import apply_masks, hidden_layers, reading_rows
 from overparam.tasks.life.net import LifeConvNet
-
-
-def train(net, task, seeds, optim_config, steps: int, masks=None) -> torch.Tensor:
-    """`steps` optimizer steps as the job takes them (`core.retrain.train_replicas`); masked weights stay at zero.
-    Returns which replicas are still alive."""
-    return train_replicas(net, task, seeds, optim_config, steps,
-                          None if masks is None else lambda: apply_masks(net, masks))
 
 
 def rewound(initial: LifeConvNet, replicas: list[int], removals: list[dict], width: int):

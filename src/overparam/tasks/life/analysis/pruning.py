@@ -15,6 +15,7 @@ import math
 
 import torch
 
+from overparam.core.retrain import train_replicas
 from overparam.tasks.life.analysis.units import apply_masks, full_masks, hidden_layers, reading_rows, unit_mask
 from overparam.tasks.life.net import LifeConvNet
 
@@ -90,11 +91,16 @@ def pruned_width(net: LifeConvNet, removed: dict[int, set]) -> int:
     return width
 
 
+def train(net, task, seeds, optim_config, steps: int, masks=None) -> torch.Tensor:
+    """`steps` optimizer steps as the job takes them (`core.retrain.train_replicas`); masked weights stay at zero.
+    Returns which replicas are still alive."""
+    return train_replicas(net, task, seeds, optim_config, steps,
+                          None if masks is None else lambda: apply_masks(net, masks))
+
+
 def prune(net: LifeConvNet, replica: int, task, finetune_steps: int, optim_config, seed: int):
     """Prune replica `replica` of `net` (the module docstring); returns (pruned width, removed units). With
-    `finetune_steps`, each candidate is retrained that many steps (`train`, from the lottery) before it is judged."""
-    from overparam.tasks.life.analysis.lottery import train
-
+    `finetune_steps`, each candidate is retrained that many steps (`train`) before it is judged."""
     current = take(net, [replica])
     removed: dict[int, set] = {index: set() for index in hidden_layers(net)}
     while True:
