@@ -5,13 +5,8 @@ import csv
 
 import pytest
 
-from overparam.report.budget import (
-    BUDGET_FIGURE_FILE,
-    BUDGET_FILE,
-    BUDGET_THRESHOLDS_FILE,
-    CRITICAL_FIGURE_FILE,
-    shown_budgets,
-)
+from overparam.report.budget import shown_budgets
+from overparam.report.budget_files import BUDGET_FIGURE_FILE, BUDGET_FILE, BUDGET_THRESHOLDS_FILE, CRITICAL_FIGURE_FILE
 from overparam.report.width import threshold_rows
 from overparam.stats import wilson_interval
 from scheduled import scheduled_config

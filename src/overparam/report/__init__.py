@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from overparam.report.budget import print_budget_thresholds, print_certificates, write_budget_report
+from overparam.report.budget_files import print_budget_thresholds, print_certificates, write_budget_report
 from overparam.report.curves import curve_name, curves
 from overparam.report.figures import FIGURE_FILE, make_figure, write_chart_figure
 from overparam.report.pool import load_results, pool
