@@ -160,7 +160,7 @@ def test_the_bayes_prediction_is_the_mean_over_random_insertion_orders():
 
 
 def test_the_published_wall_for_64_nodes_and_90_edges(tmp_path):
-    """docs/published.md section 3: the insertion-order list has R^2 <= ~0.42 and MSE >= ~50.6 per output."""
+    """docs/qubo.md: the insertion-order list has R^2 <= ~0.42 and MSE >= ~50.6 per output."""
     task = MaxCutTask(nodes=64, edges=90, samples=1500, encoding="edge_list", test_fraction=0.5, cache_dir=tmp_path)
     limits = task.result_extras()
     assert 0.39 < limits["bayes_r2_ceiling"] < 0.45
@@ -240,7 +240,7 @@ def test_the_mlp_counts_a_sum_of_layers_and_keeps_replicas_apart():
     net = ReplicaMLP(replicas=3, inputs=4, outputs=2, hidden=[3, 0, 5], activation="relu")
     assert net.hidden == [3, 5]
     assert net.params_per_replica() == (4 + 1) * 3 + (3 + 1) * 5 + (5 + 1) * 2
-    assert ReplicaMLP(1, 4096, 180, []).params_per_replica() == 737_460  # docs/published.md section 3
+    assert ReplicaMLP(1, 4096, 180, []).params_per_replica() == 737_460  # docs/qubo.md
     seeds = [replica_seed(1, i) for i in range(3)]
     net.reset_parameters(seeds)
     alone = ReplicaMLP(replicas=1, inputs=4, outputs=2, hidden=[3, 5])
