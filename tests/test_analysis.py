@@ -156,7 +156,8 @@ def test_a_job_without_analysis_has_no_analysis_keys(tmp_path):
     result = json.loads((tmp_path / "result.json").read_text())
     assert "analysis" not in result["config"]
     assert set(result["per_replica"][0]) == {"success", "board_accuracy", "cell_accuracy", "collapsed", "seed",
-                                             "final_loss", "diverged"}
+                                             "final_loss", "diverged",  # the evaluation during training's:
+                                             "solved_at_step", "exact_at_end", "exact_at_steps", "certified"}
     assert not any(key.startswith(("walk", "hessian", "rewind", "baseline", "prune")) for key in result)
     assert not (tmp_path / "walks.png").exists()
 
