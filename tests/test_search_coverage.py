@@ -3,7 +3,7 @@
 
 The search spends few replicas (4 per job, at most 3 jobs per width, stopping once the target is pinned between
 neighboring widths), so its final fit is made from data the search itself chose; its interval is not promised to
-cover at 95%. These tests assert what it measurably achieves (CLAIMS_TESTS_NOTES.md has the numbers) and that
+cover at 95%. These tests assert what it measurably achieves (docs/critical-width.md has the numbers) and that
 fits claiming nothing (`not_monotone`, `one_width`) never count as covering or overlapping.
 """
 
@@ -79,7 +79,7 @@ def test_a_falling_curve_never_counts_as_covering():
     assert any(o.status == "not_monotone" for o in outcomes)
 
 
-# What the search achieves, measured (CLAIMS_TESTS_NOTES.md): `python -m overparam.search_simulation --logistic 6:4
+# What the search achieves, measured (docs/critical-width.md): `python -m overparam.search.simulation --logistic 6:4
 # --high 40 --runs 1000 --seed 1` covers the true m50 in 0.908 of the searches (binomial SE 0.009): below the
 # nominal 95%, since the search stops on data it chose (a width counts as settled once its Wilson interval clears
 # 0.5, and the fit then sees the few replicas that got it there). The bounds below sit about 3 standard errors

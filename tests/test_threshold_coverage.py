@@ -212,7 +212,7 @@ def test_the_independent_likelihood_is_the_binomial_likelihood():
 # With N = 2000 data sets the binomial standard error of a coverage estimate is 0.0049 at 0.95, 0.0067 at 0.90
 # and 0.0022 at 0.99. The window [0.925, 0.975] sits 3.7 SE above 0.90 and 6.8 SE below 0.99 (each rejected with
 # probability > 0.999) and 5.1 SE either side of 0.95, leaving room for the method's own finite-sample coverage
-# (measured 0.935-0.950 on these designs, CLAIMS_TESTS_NOTES.md): 0.935 is still 2.1 SE inside.
+# (measured 0.935-0.950 on these designs, docs/critical-width.md): 0.935 is still 2.1 SE inside.
 COVERAGE_WINDOW = (0.925, 0.975)
 SLOW_DATASETS = 2000
 
@@ -294,7 +294,7 @@ def test_not_reached_rows_claim_one_side_of_the_tested_widths():
 
 
 def test_not_reached_is_decided_by_the_point_estimate_so_its_bound_is_not_a_95_percent_bound():
-    """A limitation, pinned here so a change is deliberate (CLAIMS_TESTS_NOTES.md): 0/16, 2/16, 6/16 at widths 1,
+    """A limitation, pinned here so a change is deliberate (docs/critical-width.md): 0/16, 2/16, 6/16 at widths 1,
     2, 4 give an m50 estimate past 4, so the row says `m50 > 4: not reached`; yet the likelihood with m50 = 4 is
     within 0.79 of the maximum (< 3.84): a 95% profile interval would reach below 4. Likewise 9/16, 14/16, 16/16
     says `m50 < 1` while m50 = 1 is within 0.16. In simulation (design dense_steep) every not_reached m90 row

@@ -2,7 +2,7 @@
 
     python -m overparam.search.simulation --rates 1:0.19,2:0.62,3:0.56,4:0.69,5:0.88,6:0.94,8:0.94 \\
         --grid-replicas 112 --grid-interval 1.41,2.62 --settings 4:3 4:4 8:2 16:4
-    python -m overparam.search_simulation --logistic 6:4 --low 1 --high 40 --runs 1000
+    python -m overparam.search.simulation --logistic 6:4 --low 1 --high 40 --runs 1000
 
 No training: each simulated job draws its replicas' outcomes from the given rate at its width (binomial), and the
 search is `overparam.search.planner.plan`, the planner the `hydra/sweeper=critical_width` plugin runs. For each
