@@ -83,7 +83,7 @@ def test_the_header_and_table_of_another_task_show_its_own_keys_and_metrics(tmp_
     assert lines[0].startswith("jamming: points=20 dimension=3 m_factor=")
     table_header = next(line for line in lines if line.startswith("  replica"))
     assert table_header.split() == ["replica", "success", "violated_fraction", "max_deficit", "hinge_loss",
-                                    "final_loss", "diverged"]
+                                    "final_loss", "diverged", "solved_at_step", "exact_at_end"]
 
 
 def test_the_last_line_names_the_result_and_the_tensorboard_command(job):
