@@ -156,6 +156,7 @@ def test_sweeper_finds_m50_through_the_basic_launcher(basic_sweep):
     _assert_found(*basic_sweep)
 
 
+@pytest.mark.slow  # the same search as the basic launcher's test, through the parallel launcher
 def test_sweeper_finds_m50_through_the_joblib_launcher_with_the_same_jobs(tmp_path, basic_sweep):
     completed = run_app(tmp_path / "joblib", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2")
     _assert_found(tmp_path / "joblib", completed)

@@ -3,11 +3,14 @@
 import csv
 import inspect
 
+import pytest
+
 from helpers import ROOT, TINY, run_py
 from overparam.config import compose, locate, parameters, schema
 from overparam.jobs.results import read_result
 
 
+@pytest.mark.slow  # identities of run-only keys: test_identity.py; a rerun sweep skipping: test_sweep.py
 def test_changing_only_run_settings_skips_every_finished_job(tmp_path):
     grid = ["-m", "model.m_factor=1,2", "trials=2", "trainer.max_steps=30", *TINY, f"hydra.sweep.dir={tmp_path}"]
     run_py(*grid)

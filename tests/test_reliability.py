@@ -106,8 +106,8 @@ def uninterrupted(tmp_path_factory):
     "kill_point",
     [
         "first checkpoint",  # mid-job, after a checkpoint: the rerun resumes from it
-        "first result",  # between jobs
-        "second job started",  # early in the second job
+        pytest.param("first result", marks=pytest.mark.slow),  # between jobs
+        pytest.param("second job started", marks=pytest.mark.slow),  # early in the second job
     ],
 )
 def test_a_sweep_killed_with_sigkill_and_rerun_matches_an_uninterrupted_one(uninterrupted, tmp_path, kill_point):
@@ -146,6 +146,7 @@ FUZZ_KEYS = {
 }
 
 
+@pytest.mark.slow  # 25 fuzzed jobs; the one-line errors of each bad key are tested above one by one
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.fixed_dictionaries({}, optional=FUZZ_KEYS))
 def test_fuzzed_configs_either_run_cleanly_or_fail_with_the_clean_error(tmp_path, overrides):
