@@ -9,13 +9,11 @@ Outputs (`write_budget_report`):
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 from pathlib import Path
 
-from overparam.atomic import atomic_write_text
 from overparam.report.budget import BUDGET_FIELDS, budget_rows, budget_thresholds, curve_budgets, shown_budgets
+from overparam.report.csv_files import write_csv
 from overparam.report.curves import _format, curve_name, curves
 from overparam.report.width import describe
 from overparam.stats import wilson_interval
@@ -24,22 +22,6 @@ BUDGET_FILE = "budget.csv"
 BUDGET_THRESHOLDS_FILE = "thresholds_by_budget.csv"
 BUDGET_FIGURE_FILE = "success_vs_width_by_budget.png"
 CRITICAL_FIGURE_FILE = "critical_width_vs_steps.png"
-
-
-def write_csv(rows: list[dict], path: Path, fields=None) -> None:
-    columns = list(fields) if fields else list(dict.fromkeys(c for row in rows for c in row))
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: _cell(v) for k, v in row.items()})
-    atomic_write_text(path, buffer.getvalue())
-
-
-def _cell(value):
-    if isinstance(value, float) and math.isnan(value):
-        return ""
-    return _format(value) if isinstance(value, tuple) else value
 
 
 def _save(figure, path: Path) -> None:

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import csv
-import io
-import math
 from pathlib import Path
 
-from overparam.atomic import atomic_write_text
 from overparam.jobs.identity import WIDTH_KEY
+from overparam.report.csv_files import write_csv
 from overparam.report.curves import _format
 from overparam.report.pool import GridPoint
 from overparam.report.tensorboard import SUCCESS_CHARTS, chart_layout
@@ -18,24 +15,8 @@ SUMMARY_FILE = "summary.csv"
 
 def write_summary_csv(points: list[GridPoint], path: Path) -> list[dict]:
     rows = [point.summary() for point in points]
-    columns: list[str] = []
-    for row in rows:
-        columns.extend(c for c in row if c not in columns)
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: _csv_value(v) for k, v in row.items()})
-    atomic_write_text(path, buffer.getvalue())
+    write_csv(rows, path)
     return rows
-
-
-def _csv_value(value):
-    if isinstance(value, tuple):
-        return _format(value)
-    if isinstance(value, float):
-        return "" if math.isnan(value) else repr(value)
-    return value
 
 
 def print_table(rows: list[dict], points: list[GridPoint], file=None) -> None:

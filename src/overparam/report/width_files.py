@@ -6,14 +6,12 @@ width, params_per_replica), so `python -m overparam.report DIR` gives the same n
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import sys
 from itertools import pairwise
 from pathlib import Path
 
-from overparam.atomic import atomic_write_text
+from overparam.report.csv_files import write_csv
 from overparam.report.curves import curve_name, curves
 from overparam.report.width import FIELDS, TARGETS, describe, grid_bracket, threshold_rows
 
@@ -37,12 +35,7 @@ def curve_thresholds(named_curves: dict, targets=TARGETS) -> list[dict]:
 
 
 def write_thresholds_csv(rows: list[dict], path: Path) -> None:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(FIELDS), lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: ("" if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()})
-    atomic_write_text(path, buffer.getvalue())
+    write_csv(rows, path, FIELDS)
 
 
 def draw_thresholds(rows: list[dict], figure) -> None:
@@ -141,13 +134,7 @@ def crossings(points) -> list[dict]:
 
 def write_crossings(points, out_dir: str | Path) -> list[dict]:
     rows = crossings(points)
-    columns = list(dict.fromkeys(column for row in rows for column in row))
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({key: _crossing_cell(value) for key, value in row.items()})
-    atomic_write_text(Path(out_dir) / CROSSING_FILE, buffer.getvalue())
+    write_csv(rows, Path(out_dir) / CROSSING_FILE, cell=_crossing_cell)
     return rows
 
 
