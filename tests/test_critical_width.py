@@ -164,6 +164,7 @@ def test_sweeper_finds_m50_through_the_joblib_launcher_with_the_same_jobs(tmp_pa
     assert sorted(jobs_run(tmp_path / "joblib")) == sorted(jobs_run(basic_sweep[0]))
 
 
+@pytest.mark.slow  # a search job's skipping is a sweep job's (test_sweep.py, test_reliability.py)
 def test_a_killed_search_resumes_without_redoing_finished_jobs(tmp_path, basic_sweep):
     clean_dir = basic_sweep[0]
     killed_dir = tmp_path / "killed"

@@ -21,6 +21,7 @@ def test_changing_only_run_settings_skips_every_finished_job(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == folders
 
 
+@pytest.mark.slow  # each file's own summary is tested in test_sweep.py and test_front_door.py
 def test_summary_csv_and_result_json_summarise_a_point_the_same_way(tmp_path):
     run_py("-m", "model.m_factor=2", "trials=3", "trainer.max_steps=30", *TINY, f"hydra.sweep.dir={tmp_path}")
     (result_path,) = tmp_path.glob("*/result.json")

@@ -10,6 +10,7 @@ from overparam.config import ConfigError, compose
 from overparam.config.preflight import check
 from overparam.core.build import build_hand_driven, build_module, build_net, build_task
 from overparam.core.step import clip_replica_gradients, replica_step
+from overparam.jobs.job import run
 from overparam.jobs.trainer import build_trainer
 from overparam.seeds import replica_seeds
 from overparam.tasks.life.analysis.lottery import train as lottery_train
@@ -104,14 +105,11 @@ def test_clipping_by_norm_scales_each_replica_by_its_own_norm():
 
 
 def test_gradient_clipping_from_the_config_keeps_replicas_independent(tmp_path):
-    clipped = ["trainer.gradient_clip_val=0.01", "trainer.max_steps=5"]
-    together = run_py("trials=3", *clipped, *TINY, f"hydra.run.dir={tmp_path / 'together'}")
-    alone = run_py("trials=1", *clipped, *TINY, f"hydra.run.dir={tmp_path / 'alone'}")
-    assert together.returncode == alone.returncode == 0
-    import json
-
-    rows = [json.loads((tmp_path / name / "result.json").read_text())["per_replica"] for name in ("together", "alone")]
-    assert rows[0][0]["final_loss"] == rows[1][0]["final_loss"]  # replica 0 trained alone and among others
+    clipped = ["trainer.gradient_clip_val=0.01", "trainer.max_steps=5", *TINY]
+    together = run(compose(["trials=3", *clipped]), tmp_path / "together")
+    alone = run(compose(["trials=1", *clipped]), tmp_path / "alone")
+    # replica 0 trained alone and among others
+    assert together["per_replica"][0]["final_loss"] == alone["per_replica"][0]["final_loss"]
 
 
 @pytest.mark.parametrize(("override", "said"), [
