@@ -105,7 +105,9 @@ def uninterrupted(tmp_path_factory):
 @pytest.mark.parametrize(
     "kill_point",
     [
-        "first checkpoint",  # mid-job, after a checkpoint: the rerun resumes from it
+        # all three under -m slow (about a minute each on 2 cores); in the default suite a crash and resume are
+        # tested in-process (test_time_to_solution.py, test_dropout.py)
+        pytest.param("first checkpoint", marks=pytest.mark.slow),  # mid-job, after a checkpoint: the rerun resumes
         pytest.param("first result", marks=pytest.mark.slow),  # between jobs
         pytest.param("second job started", marks=pytest.mark.slow),  # early in the second job
     ],
