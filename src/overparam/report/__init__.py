@@ -14,7 +14,7 @@ from pathlib import Path
 
 from overparam.report.budget_files import print_budget_thresholds, print_certificates, write_budget_report
 from overparam.report.curves import curve_name, curves
-from overparam.report.figures import FIGURE_FILE, make_figure, write_chart_figure
+from overparam.report.figures import FIGURE_FILE, make_figure, save_figure, write_chart_figure
 from overparam.report.pool import load_results, pool
 from overparam.report.summary import SUMMARY_FILE, print_table, write_summary_csv
 from overparam.report.tensorboard import write_tensorboard
@@ -39,9 +39,7 @@ def write_report(*sweep_dirs, out: str | Path | None = None, quiet: bool = False
     rows = write_summary_csv(points, out_dir / SUMMARY_FILE)
     figure = make_figure(points)
     thresholds = report_thresholds({curve_name(c): m for c, m in curves(points).items()}, out_dir, figure)
-    staging_png = out_dir / f".{FIGURE_FILE}.tmp"
-    figure.savefig(staging_png, dpi=120, format="png")
-    staging_png.replace(out_dir / FIGURE_FILE)
+    save_figure(figure, out_dir / FIGURE_FILE, dpi=120, close=False)  # TensorBoard gets it next
     write_tensorboard(points, out_dir / TENSORBOARD_SUBDIR, figure)
     write_tensorboard_thresholds(thresholds, out_dir / TENSORBOARD_SUBDIR)
     write_chart_figure(points, out_dir)  # the tasks' own charts vs width, when they declare any

@@ -15,6 +15,7 @@ from pathlib import Path
 from overparam.report.budget import BUDGET_FIELDS, budget_rows, budget_thresholds, curve_budgets, shown_budgets
 from overparam.report.csv_files import write_csv
 from overparam.report.curves import _format, curve_name, curves
+from overparam.report.figures import save_figure
 from overparam.report.width import describe
 from overparam.stats import wilson_interval
 
@@ -22,15 +23,6 @@ BUDGET_FILE = "budget.csv"
 BUDGET_THRESHOLDS_FILE = "thresholds_by_budget.csv"
 BUDGET_FIGURE_FILE = "success_vs_width_by_budget.png"
 CRITICAL_FIGURE_FILE = "critical_width_vs_steps.png"
-
-
-def _save(figure, path: Path) -> None:
-    import matplotlib.pyplot as plt
-
-    staging = path.with_name(f".{path.name}.tmp")
-    figure.savefig(staging, dpi=110, format="png")
-    plt.close(figure)
-    staging.replace(path)
 
 
 def budget_figure(points):
@@ -167,7 +159,7 @@ def write_budget_report(points, out_dir: str | Path) -> tuple[list[dict], list[d
     for figure, name in ((budget_figure(points), BUDGET_FIGURE_FILE),
                          (critical_width_figure(thresholds), CRITICAL_FIGURE_FILE)):
         if figure is not None:
-            _save(figure, out_dir / name)
+            save_figure(figure, out_dir / name)
     return rows, thresholds
 
 

@@ -77,17 +77,23 @@ def _number(value) -> float:
     return float("nan") if value is None else value
 
 
+def save_figure(figure, path: Path, dpi: int = 110, close: bool = True) -> None:
+    """Write a PNG through a staging file, so a reader never sees half a figure; close it unless still needed."""
+    staging = path.with_name(f".{path.name}.tmp")
+    figure.savefig(staging, dpi=dpi, format="png")
+    if close:
+        import matplotlib.pyplot as plt
+
+        plt.close(figure)
+    staging.replace(path)
+
+
 def write_chart_figure(points, out_dir: str | Path) -> Path | None:
     figure = make_chart_figure(points)
     if figure is None:
         return None
-    import matplotlib.pyplot as plt
-
     path = Path(out_dir) / CHART_FIGURE_FILE
-    staging = path.with_name(f".{path.name}.tmp")
-    figure.savefig(staging, dpi=110, format="png")
-    plt.close(figure)
-    staging.replace(path)
+    save_figure(figure, path)
     return path
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
+from overparam.report.figures import save_figure
 from overparam.report.pool import GridPoint
 from overparam.report.table_format import by_outcome, label, number, rate, span, successes, table, values
 from overparam.stats import paired_difference, wilson_interval
@@ -156,8 +157,7 @@ def why_width_figure(points: list[GridPoint], path: Path) -> None:
             axis.legend(fontsize=6)
     figure.suptitle("Why width helps: medians over solved (solid) and failed (dashed) replicas", fontsize=10)
     figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    save_figure(figure, Path(path), dpi=100)
 
 
 # ----- loss walks -------------------------------------------------------------------------------------------------
